@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install everything pinned.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements/constraints.txt
+PLUGINS := plugins/maestro-basic-pitch plugins/maestro-synctoolbox plugins/maestro-fluidsynth
+DEMO_DIR ?= demo-output
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements/constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
+	$(PIP) --upgrade pip setuptools wheel
+	$(PIP) torch==2.13.0
+	$(PIP) --no-build-isolation -e '.[test]' $(addprefix -e ,$(PLUGINS)) -e docs/examples/maestro-toy-renderer
+	# basic-pitch 0.4.0 would pull TensorFlow: install it without dependencies (its ONNX model is used).
+	$(PIP) --no-deps basic-pitch==0.4.0
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	mkdir -p $(DEMO_DIR)
+	$(BIN)/maestro generate --composer Chopin -n 4 --seconds 20 --seed 1 --out-dir $(DEMO_DIR) --overwrite \
+		| head -n 1 | $(BIN)/maestro render --out-dir $(DEMO_DIR) --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)

@@ -1,0 +1,3 @@
+from maestro_cli.cli import main
+
+main()

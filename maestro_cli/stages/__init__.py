@@ -1,0 +1,1 @@
+"""One module per stage: its backend protocol and its thin Typer command."""

@@ -1,0 +1,44 @@
+"""Typer option declarations and helpers shared by the stage commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import typer
+
+from maestro_cli.errors import UsageError
+
+BACKEND = typer.Option(None, "--backend", "-b", help="Backend to use (see `maestro plugins`); default: the best installed.")
+OPTIONS = typer.Option(None, "--option", "-o", help="Backend option key=value (repeatable); unknown keys are listed.")
+OUTPUT_OR_OPTIONS = typer.Option(
+    None, "--output", "-o",
+    help="Output FILE (one input only), or a backend option key=value (repeatable: -o threshold=0.4).",
+)
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs instead of failing.")
+JSON = typer.Option(False, "--json", help="Print one JSON object per line on stdout instead of paths.")
+OUT_DIR = typer.Option(None, "--out-dir", help="Directory for outputs (default: the current directory).")
+
+_OPTION = re.compile(r"^[A-Za-z_][\w-]*=")
+
+
+def split_output_and_options(values: list[str] | None) -> Tuple[Optional[Path], list[str]]:
+    """Separate ``-o key=value`` backend options from a single ``-o FILE`` output path."""
+    options = [value for value in values or [] if _OPTION.match(value)]
+    files = [value for value in values or [] if not _OPTION.match(value)]
+    if len(files) > 1:
+        raise UsageError(f"-o names more than one output file: {', '.join(files)}")
+    return (Path(files[0]) if files else None), options
+
+
+def single_output(out_file: Path | None, inputs: list[Path], out_dir: Path | None) -> None:
+    """Usage checks for ``-o FILE``: one input only, not together with --out-dir."""
+    if out_file is not None and len(inputs) != 1:
+        raise UsageError("-o FILE takes exactly one input; use --out-dir for several")
+    if out_file is not None and out_dir is not None:
+        raise UsageError("use either -o FILE or --out-dir, not both")
+
+
+__all__ = ["BACKEND", "OPTIONS", "OUTPUT_OR_OPTIONS", "OVERWRITE", "JSON", "OUT_DIR", "Path", "List", "Optional",
+           "split_output_and_options", "single_output"]

@@ -1,0 +1,59 @@
+"""Stage ``tokenize``: performance MIDI to event tokens and back, and the training cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Protocol
+
+import typer
+
+from maestro_cli.cliutil import emit, read_inputs
+from maestro_cli.errors import UsageError
+from maestro_cli.registry import get_backend
+from maestro_cli.stages.common import BACKEND, JSON, OPTIONS, OUT_DIR, OVERWRITE
+
+NAME = "tokenize"
+
+
+class Tokenizer(Protocol):
+    """Turns MIDI into integer token sequences and back."""
+
+    name: str
+    vocab: dict[str, int]
+
+    def encode(self, midi: Path, composer: str | None = None) -> Any:
+        """Token ids (1-D integer array) for one MIDI file."""
+
+    def decode(self, tokens: Any) -> bytes:
+        """A Standard MIDI file (bytes) for a token sequence; never raises on a well-formed one."""
+
+
+def command(
+    inputs: Optional[List[str]] = typer.Argument(None, help="MIDI files to tokenize (token files with --decode)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer backend (default: performance)."),
+    composer: Optional[str] = typer.Option(None, "--composer", help="Composer token to prepend (e.g. Chopin)."),
+    decode: bool = typer.Option(False, "--decode", help="Decode token files back to MIDI."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Build the training cache of a MAESTRO root instead."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for --dataset."),
+    out_dir: Optional[Path] = OUT_DIR,
+    options: Optional[List[str]] = OPTIONS,
+    backend: Optional[str] = BACKEND,
+    overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
+) -> None:
+    """Tokenize MIDI into event sequences (.tokens.npz), decode them back, or build a dataset's token cache."""
+    chosen = get_backend("tokenizer", tokenizer or backend).create(options or [])
+    from maestro_cli import tokenize_io
+
+    if dataset is not None:
+        if inputs:
+            raise UsageError("--dataset takes no input files")
+        for path in tokenize_io.build_cache(chosen, dataset, out_dir, jobs):
+            emit(path, as_json)
+        return
+    paths = read_inputs(inputs)
+    for path in paths:
+        if decode:
+            emit(tokenize_io.decode_file(chosen, path, out_dir, overwrite), as_json)
+        else:
+            emit(tokenize_io.encode_file(chosen, path, composer, out_dir, overwrite), as_json)

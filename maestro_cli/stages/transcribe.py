@@ -1,0 +1,51 @@
+"""Stage ``transcribe``: audio to MIDI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Protocol
+
+import typer
+
+from maestro_cli.cliutil import atomic_output, emit, output_path, read_inputs, run_batch
+from maestro_cli.errors import MaestroError
+from maestro_cli.registry import get_backend
+from maestro_cli.stages.common import (BACKEND, JSON, OUT_DIR, OUTPUT_OR_OPTIONS, OVERWRITE, single_output,
+                                       split_output_and_options)
+
+NAME = "transcribe"
+
+
+class Transcriber(Protocol):
+    """Transcribes one recording to a piano MIDI file."""
+
+    def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
+        """Write the transcription of ``audio`` to ``out_midi`` (and a note CSV if asked)."""
+
+
+def command(
+    inputs: Optional[List[str]] = typer.Argument(None, help="Audio files: WAV, FLAC, ... (or paths on stdin)."),
+    out_dir: Optional[Path] = OUT_DIR,
+    output: Optional[List[str]] = OUTPUT_OR_OPTIONS,
+    notes_csv: bool = typer.Option(False, "--notes-csv", help="Also write <stem>.notes.csv (onset_s,offset_s,pitch,velocity)."),
+    backend: Optional[str] = BACKEND,
+    overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
+) -> None:
+    """Transcribe piano recordings to MIDI; prints the output paths."""
+    out_file, options = split_output_and_options(output)
+    paths = read_inputs(inputs)
+    single_output(out_file, paths, out_dir)
+    transcriber = get_backend("transcriber", backend).create(options)
+
+    def work(audio: Path) -> None:
+        if not audio.is_file():
+            raise MaestroError("no such file", audio)
+        target = output_path(audio, ".mid", out_dir, out_file, overwrite)
+        csv_target = output_path(target, ".notes.csv", target.parent, None, overwrite) if notes_csv else None
+        with atomic_output(target) as tmp:
+            transcriber.transcribe(audio, tmp, notes_csv=csv_target)
+        emit(target, as_json)
+
+    if run_batch(paths, work, "transcribe"):
+        raise typer.Exit(1)
