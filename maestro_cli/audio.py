@@ -1,0 +1,115 @@
+"""Audio loading shared by every stage: any format libsndfile reads, any rate and channel count in.
+
+``load_audio`` streams the file in blocks through a soxr resampler, so memory stays near the size of the
+output array (a one-hour recording at 16 kHz mono is 230 MB of float32) whatever the source format.
+Problems with the file's content raise :class:`~maestro_cli.errors.MaestroError` naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maestro_cli.errors import MaestroError
+
+#: Peak amplitude at or below which a recording counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
+_BLOCK_FRAMES = 1 << 18
+_READABLE = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF"
+#: Leading bytes of common files libsndfile cannot read, for a clearer message.
+_MAGIC = {
+    b"MThd": "a MIDI file, not audio",
+    b"%PDF": "a PDF file, not audio",
+    b"PK\x03\x04": "a ZIP archive, not audio",
+    b"\x89PNG": "a PNG image, not audio",
+    b"\xff\xd8\xff": "a JPEG image, not audio",
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says: sample rate, channels, length and container format."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _unreadable(path: Path) -> MaestroError:
+    head = path.read_bytes()[:12] if path.is_file() else b""
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return MaestroError(f"{what} (readable audio: {_READABLE})", path)
+    if head[4:8] == b"ftyp":
+        return MaestroError(f"unsupported audio format MP4/M4A/AAC; convert it to one of {_READABLE}", path)
+    return MaestroError(f"not an audio file in a supported format ({_READABLE})", path)
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Read the header of ``path``; raise a one-line :class:`MaestroError` if it is not usable audio."""
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaestroError("no such file", path)
+    if path.stat().st_size == 0:
+        raise MaestroError("empty file (0 bytes)", path)
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.SoundFileError):
+        raise _unreadable(path) from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise MaestroError("audio file holds no samples (zero length)", path)
+    return AudioInfo(info.samplerate, info.channels, info.frames, info.format)
+
+
+def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_silent: bool = False) -> np.ndarray:
+    """Decode ``path`` to float32 at ``sample_rate`` Hz.
+
+    Returns shape ``(samples,)`` when ``mono`` (channels averaged), else ``(channels, samples)``.
+    Raises :class:`MaestroError` for a missing, empty, unreadable or corrupt file, and for a silent one
+    (peak at or below :data:`SILENCE_PEAK`) unless ``allow_silent``.
+    """
+    import soundfile
+    import soxr
+
+    path = Path(path)
+    info = probe_audio(path)
+    channels = 1 if mono else info.channels
+    resampler = None
+    if info.sample_rate != sample_rate:
+        resampler = soxr.ResampleStream(info.sample_rate, sample_rate, channels, dtype="float32", quality="HQ")
+    pieces: list[np.ndarray] = []
+    try:
+        with soundfile.SoundFile(str(path)) as source:
+            while True:
+                block = source.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                last = len(block) < _BLOCK_FRAMES
+                if mono:
+                    block = block.mean(axis=1, dtype=np.float32)
+                if resampler is not None:
+                    block = resampler.resample_chunk(block, last=last)
+                if len(block):
+                    pieces.append(np.ascontiguousarray(block, dtype=np.float32))
+                if last:
+                    break
+    except (RuntimeError, soundfile.SoundFileError) as exc:
+        raise MaestroError(f"corrupt audio data ({exc})", path) from None
+    if not pieces:
+        raise MaestroError("audio file holds no samples (zero length)", path)
+    audio = np.concatenate(pieces)
+    del pieces
+    if not mono:
+        audio = np.ascontiguousarray(audio.T)
+    if not np.isfinite(audio).all():
+        raise MaestroError("audio holds NaN or infinite samples", path)
+    if not allow_silent and float(np.abs(audio).max()) <= SILENCE_PEAK:
+        raise MaestroError("audio is silent (peak at or below -80 dBFS)", path)
+    return audio
