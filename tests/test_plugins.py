@@ -1,0 +1,98 @@
+"""Plugin wiring: entry points, failures, MAESTRO_DISABLE_PLUGINS, hook docs."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import soundfile
+
+from helpers import REPO, run_maestro, write_midi
+from maestro_cli import hookspecs
+
+
+def plugins_json(**env: str) -> dict[str, dict]:
+    result = run_maestro("plugins", "--json", env=env)
+    assert result.code == 0, result.stderr
+    return {record["name"]: record for record in map(json.loads, result.stdout.splitlines())}
+
+
+def make_broken_plugin(folder: Path) -> dict[str, str]:
+    """A distribution made from a temporary dist-info whose module raises on import."""
+    (folder / "broken_maestro_plugin.py").write_text("raise RuntimeError('this plugin is broken on purpose')\n")
+    dist_info = folder / "broken_maestro_plugin-1.2.3.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-maestro-plugin\nVersion: 1.2.3\n")
+    (dist_info / "entry_points.txt").write_text("[maestro_cli]\nbroken = broken_maestro_plugin\n")
+    return {"PYTHONPATH": str(folder)}
+
+
+def test_installed_plugin_packages_are_listed_with_versions():
+    records = plugins_json()
+    for name in ("maestro-basic-pitch", "maestro-synctoolbox", "maestro-fluidsynth", "toy-renderer"):
+        assert records[name]["status"] == "ok"
+        assert records[name]["version"] == "0.1.0"
+    assert records["toy-renderer"]["backends"] == {"renderer": ["toy-sine"]}
+
+
+def test_entry_point_backend_is_selectable_and_validates_options(tmp_path):
+    midi = write_midi(tmp_path / "a4.mid", [(69, 0.0, 1.0, 100)])
+    result = run_maestro("render", str(midi), "--backend", "toy-sine", "-o", "gain=0.5", "--out-dir", str(tmp_path))
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "a4.wav")
+    audio, rate = soundfile.read(tmp_path / "a4.wav")
+    assert rate == 44100 and abs(abs(audio).max() - 0.5) < 0.01
+
+    bad = run_maestro("render", str(midi), "--backend", "toy-sine", "-o", "volume=2", "--out-dir", str(tmp_path))
+    assert bad.code == 2
+    assert "unknown option 'volume' for backend 'toy-sine'; valid options: gain (float), tail (float)" in bad.stderr
+
+
+def test_plugin_command_is_added():
+    midi = write_midi(REPO / ".pytest_cache" / "three.mid", [(60, 0, 1, 80), (64, 0, 1, 80), (67, 1, 2, 80)])
+    result = run_maestro("toy-notes", str(midi))
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() == "3"
+
+
+def test_broken_plugin_is_reported_and_does_not_break_other_commands(tmp_path):
+    env = make_broken_plugin(tmp_path)
+    records = plugins_json(**env)
+    assert records["broken"]["status"] == "failed"
+    assert "this plugin is broken on purpose" in records["broken"]["error"]
+    assert records["toy-renderer"]["status"] == "ok"
+    assert run_maestro("--help", env=env).code == 0
+
+
+def test_disable_plugins_hides_them(tmp_path):
+    env = {**make_broken_plugin(tmp_path), "MAESTRO_DISABLE_PLUGINS": "broken, toy-renderer"}
+    records = plugins_json(**env)
+    assert "broken" not in records and "toy-renderer" not in records
+    assert "maestro-fluidsynth" in records
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = textwrap.dedent("""
+        import sys
+        from maestro_cli.cli import main
+        from maestro_cli.stages.plugins import describe
+        describe()
+        heavy = [m for m in ("torch", "librosa", "numba", "synctoolbox", "basic_pitch", "onnxruntime", "matplotlib")
+                 if m in sys.modules]
+        print(",".join(heavy))
+    """)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_hookspec_is_documented():
+    doc = (REPO / "docs" / "plugins.md").read_text()
+    specs = [name for name in dir(hookspecs) if name.startswith("register_")]
+    assert len(specs) == 8
+    for name in specs:
+        assert re.search(rf"^## `{name}\(", doc, re.MULTILINE), f"{name} is not documented in docs/plugins.md"
