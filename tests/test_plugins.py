@@ -50,8 +50,8 @@ def test_entry_point_backend_is_selectable_and_validates_options(tmp_path):
     assert "unknown option 'volume' for backend 'toy-sine'; valid options: gain (float), tail (float)" in bad.stderr
 
 
-def test_plugin_command_is_added():
-    midi = write_midi(REPO / ".pytest_cache" / "three.mid", [(60, 0, 1, 80), (64, 0, 1, 80), (67, 1, 2, 80)])
+def test_plugin_command_is_added(tmp_path):
+    midi = write_midi(tmp_path / "three.mid", [(60, 0, 1, 80), (64, 0, 1, 80), (67, 1, 2, 80)])
     result = run_maestro("toy-notes", str(midi))
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == "3"
