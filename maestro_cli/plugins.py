@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "maestro_cli"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "maestro_cli.backends.maestro_dataset",
     "maestro_cli.backends.performance_tokenizer",
+    "maestro_cli.backends.transcription_metrics",
 )
 
 
