@@ -10,7 +10,8 @@ import typer
 
 from maestro_cli import __version__
 from maestro_cli.errors import MaestroError
-from maestro_cli.stages import align, data, evaluate, fetch, generate, plugins, render, tokenize, train, transcribe
+from maestro_cli.stages import (align, data, evaluate, fetch, generate, plugins, render, tokenize, train, transcribe,
+                                view)
 
 app = typer.Typer(
     name="maestro",
@@ -40,7 +41,7 @@ def _root(
         os.environ["MAESTRO_DEBUG"] = "1"
 
 
-for module in (fetch, data, tokenize, train, generate, render, transcribe, align):
+for module in (fetch, data, tokenize, train, generate, render, transcribe, align, view):
     app.command(module.NAME, help=module.command.__doc__, no_args_is_help=False)(module.command)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("plugins", help=plugins.command.__doc__)(plugins.command)

@@ -1,0 +1,105 @@
+"""The round trip: generate -> render -> transcribe, and score each transcription against its generated MIDI.
+
+Each stage is reached through the registry and its protocol only (``Generator.generate``, ``Renderer.render``,
+``Transcriber.transcribe``), so any installed plugin takes part. Work is shared: a generator's pieces are rendered
+once per renderer, and each rendering is transcribed once per transcriber.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from maestro_cli.errors import NoBackendError
+from maestro_cli.registry import get_backend, get_registry
+from maestro_cli.stages.generate import GenerationRequest
+
+STAGES = ("generator", "renderer", "transcriber")
+#: Sample rate of the rendered audio (every transcriber resamples to its own rate).
+SAMPLE_RATE = 44100
+#: Result fields, each the mean over the pieces of a combination.
+SCORES = ("note_f1", "note_offset_f1", "note_offset_velocity_f1")
+
+
+def backend_names(stage: str, chosen: list[str] | None) -> list[str]:
+    """The named backends of ``stage`` (aliases resolved), or every installed one; none installed is an error."""
+    registry = get_registry(stage)
+    if not registry.backends:
+        raise NoBackendError(stage)
+    if not chosen:
+        return registry.names()
+    return list(dict.fromkeys(registry.get(name).name for name in chosen))
+
+
+def score(reference_midi: Path, transcription_midi: Path) -> dict[str, float]:
+    """Note F1 of the transcription against the generated MIDI (both with the sustain pedal applied)."""
+    from maestro_cli.transcription_metrics import evaluate_files
+
+    metrics = evaluate_files(reference_midi, transcription_midi)
+    return {key: float(metrics[key]) for key in SCORES}
+
+
+def run(request: GenerationRequest, generators: list[str], renderers: list[str], transcribers: list[str],
+        workdir: Path) -> Iterator[dict[str, Any]]:
+    """Yield one result per (generator, renderer, transcriber) combination, in that nesting order."""
+    from maestro_cli.cliutil import atomic_write_bytes, console
+
+    for generator_name in generators:
+        console.print(f"roundtrip: generating {request.n} piece(s) with {generator_name}", highlight=False)
+        pieces = get_backend("generator", generator_name).create([]).generate(request)
+        folder = workdir / generator_name
+        midis = [folder / f"piece_{i:02d}.mid" for i in range(len(pieces))]
+        for path, data in zip(midis, pieces):
+            atomic_write_bytes(path, data)
+        for renderer_name in renderers:
+            console.print(f"roundtrip: rendering with {renderer_name}", highlight=False)
+            renderer = get_backend("renderer", renderer_name).create([])
+            audios = [folder / renderer_name / f"{midi.stem}.wav" for midi in midis]
+            for midi, audio in zip(midis, audios):
+                audio.parent.mkdir(parents=True, exist_ok=True)
+                renderer.render(midi, audio, sample_rate=SAMPLE_RATE, audio_format="wav", soundfont=None)
+            for transcriber_name in transcribers:
+                console.print(f"roundtrip: transcribing with {transcriber_name}", highlight=False)
+                transcriber = get_backend("transcriber", transcriber_name).create([])
+                scores = []
+                for midi, audio in zip(midis, audios):
+                    estimate = folder / renderer_name / transcriber_name / f"{midi.stem}.mid"
+                    estimate.parent.mkdir(parents=True, exist_ok=True)
+                    transcriber.transcribe(audio, estimate)
+                    scores.append(score(midi, estimate))
+                yield {"generator": generator_name, "renderer": renderer_name, "transcriber": transcriber_name,
+                       "pieces": len(scores), "seconds": request.seconds,
+                       **{key: sum(s[key] for s in scores) / len(scores) for key in SCORES}}
+
+
+def command(request: GenerationRequest, generators: list[str] | None, renderers: list[str] | None,
+            transcribers: list[str] | None, *, keep: Path | None, as_json: bool) -> list[dict[str, Any]]:
+    """Check that every stage has a backend, run the round trip, print a table (or JSON lines) on stdout."""
+    from maestro_cli.cliutil import emit
+
+    names = {stage: backend_names(stage, chosen)
+             for stage, chosen in zip(STAGES, (generators, renderers, transcribers))}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="maestro-roundtrip-") as tmp:
+        workdir = keep if keep is not None else Path(tmp)
+        for result in run(request, names["generator"], names["renderer"], names["transcriber"], workdir):
+            results.append(result)
+            if as_json:
+                emit(result, as_json=True)
+    if not as_json:
+        _table(results)
+    return results
+
+
+def _table(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="round trip: generate -> render -> transcribe, note F1 against the generated MIDI")
+    for column in ("generator", "renderer", "transcriber", "pieces", "note F1", "+offset", "+velocity"):
+        table.add_column(column, justify="right" if column not in STAGES else "left")
+    for r in results:
+        table.add_row(r["generator"], r["renderer"], r["transcriber"], str(r["pieces"]),
+                      *(f"{r[key]:.3f}" for key in SCORES))
+    Console(highlight=False).print(table)
