@@ -152,7 +152,7 @@ def metadata_files(root: Path) -> dict[tuple[int, int, int], Path]:
 
 def open_dataset(root: Path | str | None = None, version: str | None = None) -> MaestroDataset:
     """Open the MAESTRO release in ``root`` (default :func:`default_root`), highest version unless told."""
-    root = Path(root).expanduser() if root is not None else default_root()
+    root = Path(os.path.abspath(Path(root).expanduser() if root is not None else default_root()))
     if not root.is_dir():
         raise MaestroError("dataset folder not found (run `maestro fetch` or pass --root)", root)
     found = metadata_files(root)

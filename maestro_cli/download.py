@@ -106,9 +106,9 @@ def download(url: str, part: Path, size: int | None = None, policy: RetryPolicy 
         if size - have > free:
             raise MaestroError(f"not enough disk space: need {size - have:,} more bytes, {free:,} free", part.parent)
     if have:
-        console.print(f"resuming {url} at byte {have:,}", markup=False, highlight=False)
+        console.print(f"resuming {url} at byte {have:,}", markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(f"downloading {url}", markup=False, highlight=False)
+        console.print(f"downloading {url}", markup=False, highlight=False, soft_wrap=True)
     task = progress.add_task(part.name.removesuffix(".part"), total=size, completed=have) if progress else None
 
     def advance(n: int) -> None:
@@ -133,9 +133,10 @@ def download(url: str, part: Path, size: int | None = None, policy: RetryPolicy 
             delay = min(policy.backoff * 2 ** (failures - 1), policy.max_backoff)
             if failures > policy.retries or now + delay - last_progress > policy.budget:
                 kept = part.stat().st_size if part.exists() else 0
-                raise MaestroError(f"cannot reach {url}; rerun to resume ({exc.reason}; {kept:,} bytes kept in {part})")
+                where = f"{kept:,} bytes kept in {part}" if kept else "nothing downloaded yet"
+                raise MaestroError(f"cannot reach {url}; rerun to resume ({exc.reason}; {where})")
             console.print(f"warning: {exc.reason}; retry {failures}/{policy.retries} in {delay:.1f} s",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
             time.sleep(delay)
 
 
@@ -155,7 +156,7 @@ def _attempt(url: str, part: Path, size: int | None, timeout: float, advance: Ca
                                    f"is {size:,} bytes (wrong mirror?)", url)
             total = total if total is not None else size
             if start == 0 and have:
-                console.print("server ignored the Range request; restarting from the beginning")
+                console.print("server ignored the Range request; restarting from the beginning", soft_wrap=True)
             set_total(total, start)
             with part.open("r+b" if start else "wb") as sink:
                 sink.seek(start)
@@ -229,7 +230,7 @@ def verify(path: Path, release: Release, sha256: str | None, progress=None) -> t
             raise MaestroError(f"checksum mismatch: expected md5 {release.md5}, found {found_md5}")
         return found_sha, True
     console.print(f"warning: no published checksum for {release.filename}; only the size and the zip's CRCs "
-                  f"are checked (sha256 {found_sha})", markup=False, highlight=False)
+                  f"are checked (sha256 {found_sha})", markup=False, highlight=False, soft_wrap=True)
     return found_sha, False
 
 
@@ -260,7 +261,8 @@ def fetch(root: Path, release: Release, *, mirror: str | None = None, sha256: st
     try:
         lock.acquire(timeout=0.2)
     except Timeout:
-        console.print(f"another `maestro fetch` of {release.version} is running; waiting for it to finish")
+        console.print(f"another `maestro fetch` of {release.version} is running; waiting for it to finish",
+                      markup=False, soft_wrap=True)
         lock.acquire()
     try:
         if from_zip is None and _already_fetched(target, release, sha256):
@@ -286,7 +288,7 @@ def fetch(root: Path, release: Release, *, mirror: str | None = None, sha256: st
             part.unlink()
     finally:
         lock.release()
-    console.print(f"fetched {release.filename} into {target}", markup=False, highlight=False)
+    console.print(f"fetched {release.filename} into {target}", markup=False, highlight=False, soft_wrap=True)
     return target
 
 
@@ -301,10 +303,10 @@ def _import(zip_path: Path, target: Path, release: Release, sha256: str | None, 
     marker = read_marker(target)
     if marker and marker.get("sha256") == found:
         console.print(f"{target} already holds this zip (sha256 {found}); nothing to do",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
         return target
     extract(zip_path, target, _marker(release, found, confirmed, str(zip_path.resolve())), bar)
-    console.print(f"imported {zip_path} into {target}", markup=False, highlight=False)
+    console.print(f"imported {zip_path} into {target}", markup=False, highlight=False, soft_wrap=True)
     return target
 
 
@@ -326,7 +328,7 @@ def _already_fetched(target: Path, release: Release, sha256: str | None) -> bool
         return False
     what = "the full release (which includes the MIDI)" if marker.get("zip") != release.filename else marker["zip"]
     console.print(f"{target} already holds {what}, sha256 {marker.get('sha256')}; nothing to do",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     return True
 
 

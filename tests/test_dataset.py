@@ -38,6 +38,12 @@ def test_records_paths_and_midi_only(maestro_root: Path) -> None:
     assert ds.validate() == []
 
 
+def test_relative_root_gives_absolute_paths(maestro_root: Path, monkeypatch) -> None:
+    monkeypatch.chdir(maestro_root.parent)
+    ds = open_dataset(maestro_root.name)
+    assert ds.root == maestro_root and ds.records[0].midi_path.is_absolute()
+
+
 def test_csv_json_v3_and_v2_agree(maestro_root: Path) -> None:
     for version in ("v2.0.0", "v3.0.0"):
         from_csv = read_metadata(maestro_root / f"maestro-{version}.csv")

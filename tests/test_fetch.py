@@ -302,3 +302,14 @@ def test_cli_data_on_shared_folder(maestro_root: Path) -> None:
 
     bad = run_maestro("data", "--root", str(maestro_root), "--split", "dev")
     assert bad.returncode == 2 and "unknown split 'dev'" in bad.stderr
+
+
+def test_foreign_folder_is_never_overwritten(server, release_zip, tmp_path: Path) -> None:
+    data, _ = release_zip
+    server.files[ZIP_PATH] = data
+    mine = tmp_path / "maestro-v2.0.0" / "notes.txt"
+    mine.parent.mkdir()
+    mine.write_text("my own files")
+    with pytest.raises(MaestroError, match="not created by `maestro fetch`"):
+        _fetch(server, tmp_path, data)
+    assert mine.read_text() == "my own files" and server.log == []
