@@ -15,6 +15,8 @@ ENTRY_POINT_GROUP = "maestro_cli"
 
 #: Built-in backends, registered exactly like external plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "maestro_cli.backends.alignment_metrics",
+    "maestro_cli.backends.dtw",
     "maestro_cli.backends.generation_metrics",
     "maestro_cli.backends.maestro_dataset",
     "maestro_cli.backends.performance_tokenizer",
