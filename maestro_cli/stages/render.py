@@ -38,8 +38,12 @@ def command(
     """Render MIDI files to audio (WAV or FLAC) with a soundfont synth; prints the output paths."""
     if audio_format not in ("wav", "flac"):
         raise UsageError(f"--format must be wav or flac, not '{audio_format}'")
-    if soundfont is not None and not soundfont.is_file():
-        raise MaestroError("soundfont not found", soundfont)
+    if not 8000 <= sample_rate <= 192000:
+        raise UsageError(f"--sample-rate must be between 8000 and 192000 Hz, not {sample_rate}")
+    if soundfont is not None:
+        from maestro_cli.synth import check_soundfont
+
+        check_soundfont(soundfont)
     out_file, options = split_output_and_options(output)
     paths = read_inputs(inputs)
     single_output(out_file, paths, out_dir)
