@@ -17,6 +17,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/constraints.txt $(
 	$(PIP) --no-build-isolation -e '.[test]' $(addprefix -e ,$(PLUGINS)) -e docs/examples/maestro-toy-renderer
 	# basic-pitch 0.4.0 would pull TensorFlow: install it without dependencies (its ONNX model is used).
 	$(PIP) --no-deps basic-pitch==0.4.0
+	# tinysoundfont 0.3.7 (the embedded renderer) requires pyaudio only for live playback, which we never use.
+	$(PIP) --no-deps tinysoundfont==0.3.7
 	touch $@
 
 install: $(VENV)/.installed
