@@ -228,9 +228,9 @@ def transpose(ids, semitones: int) -> np.ndarray | None:
 def stretch(ids, factor: float) -> np.ndarray:
     """Re-time a sequence by ``factor`` (1.05 = 5 % slower) on the 10 ms grid; token order is kept.
 
-    Every event moves to ``round(step * factor)``; a note-off (or a re-struck note-on) that would land in
-    the step of its pitch's previous event while it was one step or more after it is pushed one step
-    later, so no note of a well-formed sequence loses its length.
+    Every token moves to ``round(step * factor)``. Where rounding would put two events of one key that
+    were in different steps into the same step (a note would lose its length), the later one and what
+    follows it in that step move one step later, so no note of a well-formed sequence disappears.
     """
     ids = np.asarray(ids, dtype=np.uint16)
     if factor <= 0:
@@ -238,19 +238,22 @@ def stretch(ids, factor: float) -> np.ndarray:
     time, _ = _times(ids)
     new = np.floor(time * factor + 0.5).astype(np.int64)
     idx = np.flatnonzero(ids < TIME_SHIFT)
-    if len(idx):
-        pitch = ids[idx] % 128
-        order = np.lexsort((idx, pitch))
-        idx, pitch = idx[order], pitch[order]
-        same = np.zeros(len(idx), bool)
-        same[1:] = (pitch[1:] == pitch[:-1]) & (time[idx[1:]] > time[idx[:-1]])
-        bump = np.cumsum(same)
-        group = np.concatenate([[0], np.cumsum(pitch[1:] != pitch[:-1])])
-        offset = group * (int(new.max(initial=0)) + len(idx) + 1)  # keeps cummax inside each pitch
-        lifted = np.maximum.accumulate(new[idx] - bump + offset) - offset + bump
-        new[idx] = lifted
-    order = np.argsort(new, kind="stable")
-    keep = order[(ids[order] < TIME_SHIFT) | (ids[order] >= VELOCITY)]
+    pitch = ids[idx] % 128
+    order = np.lexsort((idx, pitch))
+    idx, pitch = idx[order], pitch[order]
+    apart = np.zeros(len(idx), np.int64)
+    apart[1:] = (pitch[1:] == pitch[:-1]) & (time[idx[1:]] > time[idx[:-1]])
+    bump = np.cumsum(apart)
+    group = np.concatenate([[0], np.cumsum(pitch[1:] != pitch[:-1])]) if len(idx) else bump
+    while True:  # each key's events at least one step apart, then times non-decreasing; a few rounds at most
+        offset = group * (int(new.max(initial=0)) + len(idx) + 1)  # keeps each key's running max apart
+        lifted = new.copy()
+        lifted[idx] = np.maximum.accumulate(new[idx] - bump + offset) - offset + bump
+        lifted = np.maximum.accumulate(lifted) if len(lifted) else lifted
+        if np.array_equal(lifted, new):
+            break
+        new = lifted
+    keep = (ids < TIME_SHIFT) | (ids >= VELOCITY)
     return _with_shifts(ids[keep], new[keep])
 
 
@@ -269,30 +272,49 @@ def _with_shifts(tokens: np.ndarray, time: np.ndarray) -> np.ndarray:
 
 
 def read_midi(path: Path | str | bytes) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Notes of all tracks merged, and CC64 ``(times, values)`` of all tracks, parsed with symusic."""
+    """Notes of all tracks merged, and CC64 ``(times, values)`` of all tracks, parsed with symusic.
+
+    Ticks are converted to seconds here, in float64, through the file's tempo map.
+    """
     import symusic
 
     try:
-        score = (symusic.Score.from_midi(path, ttype="second") if isinstance(path, bytes)
-                 else symusic.Score(str(path), ttype="second"))
+        score = symusic.Score.from_midi(path) if isinstance(path, bytes) else symusic.Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
         raise MaestroError(f"not a readable MIDI file ({exc})", None if isinstance(path, bytes) else path) from None
+    seconds = _tick_clock(score.tempos.numpy(), score.tpq)
     parts, times, values = [], [], []
     for track in score.tracks:
         if track.is_drum:
             continue
         arrays = track.notes.numpy()
-        start = arrays["time"].astype(np.float64)
-        parts.append(make_notes(arrays["pitch"].astype(np.int64) & 127, start,
-                                start + arrays["duration"].astype(np.float64), arrays["velocity"]))
+        start = arrays["time"].astype(np.int64)
+        parts.append(make_notes(arrays["pitch"].astype(np.int64) & 127, seconds(start),
+                                seconds(start + arrays["duration"]), arrays["velocity"]))
         controls = track.controls.numpy()
         pedal = controls["number"] == 64
-        times.append(controls["time"][pedal].astype(np.float64))
+        times.append(seconds(controls["time"][pedal]))
         values.append(controls["value"][pedal])
     notes = np.concatenate(parts) if parts else np.zeros(0, NOTE_DTYPE)
     notes = notes[notes["velocity"] > 0]
     pedals = (np.concatenate(times) if times else np.zeros(0), np.concatenate(values) if values else np.zeros(0, np.uint8))
     return notes, pedals
+
+
+def _tick_clock(tempos: dict[str, np.ndarray], tpq: int):
+    """A function mapping tick arrays to seconds (float64) for a tempo map (120 bpm before the first tempo)."""
+    ticks = np.concatenate([[0], tempos["time"].astype(np.int64)])
+    seconds_per_tick = np.concatenate([[0.5], tempos["mspq"].astype(np.float64) / 1e6]) / max(int(tpq), 1)
+    order = np.argsort(ticks, kind="stable")
+    ticks, seconds_per_tick = ticks[order], seconds_per_tick[order]
+    origin = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * seconds_per_tick[:-1])])
+
+    def seconds(tick: np.ndarray) -> np.ndarray:
+        tick = np.asarray(tick, dtype=np.int64)
+        segment = np.searchsorted(ticks, tick, side="right") - 1
+        return origin[segment] + (tick - ticks[segment]) * seconds_per_tick[segment]
+
+    return seconds
 
 
 def midi_notes(path: Path | str | bytes) -> np.ndarray:
@@ -302,8 +324,14 @@ def midi_notes(path: Path | str | bytes) -> np.ndarray:
 
 
 def encode_midi(path: Path | str, composer: str | None = None) -> np.ndarray:
-    """START, the composer token (if ``composer`` is given), the events of the file, END."""
-    events = notes_to_events(midi_notes(path))
+    """START, the composer token (if ``composer`` is given), the events of the file, END.
+
+    A file without notes raises :class:`MaestroError`.
+    """
+    notes = midi_notes(path)
+    if len(notes) == 0:
+        raise MaestroError("MIDI file has no notes", path)
+    events = notes_to_events(notes)
     head = [START] if composer is None else [START, composer_token(composer)]
     return np.concatenate([np.array(head, np.uint16), events, np.array([END], np.uint16)])
 

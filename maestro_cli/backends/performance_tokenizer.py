@@ -15,17 +15,20 @@ class PerformanceTokenizer:
     def __init__(self, options: None = None):
         from maestro_cli import events
 
-        self.events = events
         self.version = str(events.TOKENIZER_VERSION)
         self.vocab = events.vocab()
 
     def encode(self, midi: Path, composer: str | None = None):
         """START, the composer token if given, the events (sustain pedal applied), END (uint16)."""
-        return self.events.encode_midi(midi, composer)
+        from maestro_cli.events import encode_midi
+
+        return encode_midi(midi, composer)
 
     def decode(self, tokens) -> bytes:
         """A piano MIDI file; any id sequence decodes."""
-        return self.events.decode_to_midi(tokens)
+        from maestro_cli.events import decode_to_midi
+
+        return decode_to_midi(tokens)
 
 
 @hookimpl

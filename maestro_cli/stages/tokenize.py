@@ -7,7 +7,8 @@ from typing import Any, List, Optional, Protocol
 
 import typer
 
-from maestro_cli.cliutil import emit, read_inputs
+from maestro_cli.cliutil import emit, read_inputs, run_batch
+from maestro_cli.composers import resolve_composer
 from maestro_cli.errors import UsageError
 from maestro_cli.registry import get_backend
 from maestro_cli.stages.common import BACKEND, JSON, OPTIONS, OUT_DIR, OVERWRITE
@@ -46,14 +47,22 @@ def command(
     from maestro_cli import tokenize_io
 
     if dataset is not None:
-        if inputs:
-            raise UsageError("--dataset takes no input files")
+        if inputs or decode or composer:
+            raise UsageError("--dataset takes no input files, --decode or --composer")
         for path in tokenize_io.build_cache(chosen, dataset, out_dir, jobs):
             emit(path, as_json)
         return
+    if composer is not None:
+        if decode:
+            raise UsageError("--composer is for encoding; token files carry their composer token")
+        composer = resolve_composer(composer)
     paths = read_inputs(inputs)
-    for path in paths:
+
+    def work(path: Path) -> None:
         if decode:
             emit(tokenize_io.decode_file(chosen, path, out_dir, overwrite), as_json)
         else:
             emit(tokenize_io.encode_file(chosen, path, composer, out_dir, overwrite), as_json)
+
+    if run_batch(paths, work, "decode" if decode else "tokenize"):
+        raise typer.Exit(1)
