@@ -75,7 +75,7 @@ def extract(zip_path: Path, target: Path, marker: dict[str, Any], progress=None)
         raise MaestroError(f"not enough disk space to extract: need {needed:,} bytes, {free:,} free", target.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.extract-", dir=target.parent))
     try:
-        task = progress.add_task(f"extracting {zip_path.name}", total=needed) if progress else None
+        task = progress.add_task(f"extracting {zip_path.name.removesuffix('.part')}", total=needed) if progress else None
         base = staging.resolve()
         with zipfile.ZipFile(zip_path) as archive:
             for info in entries:

@@ -204,7 +204,7 @@ def _total_from_range(value: str | None) -> int | None:
 def digests(path: Path, progress=None) -> tuple[str, str]:
     """(SHA-256, MD5) of a file, read once."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    task = progress.add_task(f"verifying {path.name}", total=path.stat().st_size) if progress else None
+    task = progress.add_task(f"verifying {path.name.removesuffix('.part')}", total=path.stat().st_size) if progress else None
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sha.update(chunk)

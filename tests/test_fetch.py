@@ -16,6 +16,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -313,3 +314,27 @@ def test_foreign_folder_is_never_overwritten(server, release_zip, tmp_path: Path
     with pytest.raises(MaestroError, match="not created by `maestro fetch`"):
         _fetch(server, tmp_path, data)
     assert mine.read_text() == "my own files" and server.log == []
+
+
+def test_default_policy_gives_up_within_a_minute_without_network(tmp_path: Path, monkeypatch) -> None:
+    import urllib.error
+
+    import maestro_cli.download as download
+
+    clock = [0.0]
+    sleeps: list[float] = []
+
+    def no_network(request, timeout):
+        clock[0] += 0.5  # a failed DNS lookup takes a moment
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(download, "time", SimpleNamespace(sleep=sleep, monotonic=lambda: clock[0]))
+    with pytest.raises(MaestroError, match=r"cannot reach https://storage\.googleapis\.com/.*; rerun to resume"):
+        MaestroDatasetBackend().fetch(version="v3", midi_only=True, root=tmp_path)
+    assert len(sleeps) >= 3 and sleeps == sorted(sleeps)  # growing backoff
+    assert 20 < clock[0] <= 60
