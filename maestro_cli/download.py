@@ -175,7 +175,7 @@ def _attempt(url: str, part: Path, size: int | None, timeout: float, advance: Ca
             if total == have:
                 return have
             part.unlink()
-            raise _Retry(f"server refused to resume (HTTP 416); restarting") from None
+            raise _Retry("server refused to resume (HTTP 416); restarting") from None
         if exc.code >= 500 or exc.code in (408, 429):
             raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
         raise MaestroError(f"HTTP {exc.code} {exc.reason}", url) from None
