@@ -111,14 +111,16 @@ def apply_sustain(notes: np.ndarray, pedal_events: np.ndarray | tuple) -> np.nda
 
 def _cut_restrikes(notes: np.ndarray, start: str, end: str) -> np.ndarray:
     """End every note at the next onset of its pitch; drop notes left without length. Sorted by onset."""
-    order = np.lexsort((notes[start], notes["pitch"]))
-    notes = notes[order]
-    same = notes["pitch"][1:] == notes["pitch"][:-1]
-    ends = notes[end].copy()
-    ends[:-1] = np.where(same, np.minimum(ends[:-1], notes[start][1:]), ends[:-1])
-    notes[end] = ends
-    notes = notes[notes[end] > notes[start]]
-    return notes[np.lexsort((notes["pitch"], notes[start]))]
+    starts = notes[start]
+    order = np.lexsort((starts, notes["pitch"]))
+    pitch, starts, ends = notes["pitch"][order], starts[order], notes[end][order]
+    same = pitch[1:] == pitch[:-1]
+    ends[:-1] = np.where(same, np.minimum(ends[:-1], starts[1:]), ends[:-1])
+    keep = ends > starts
+    order, starts, pitch = order[keep], starts[keep], pitch[keep]
+    out = notes[order[np.lexsort((pitch, starts))]]
+    out[end] = ends[keep][np.lexsort((pitch, starts))]
+    return out
 
 
 _STEP_DTYPE = np.dtype([("pitch", np.int64), ("start", np.int64), ("end", np.int64), ("velocity", np.int64)])
@@ -147,11 +149,13 @@ def notes_to_events(notes: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.uint16)
     time = np.concatenate([steps["end"], steps["start"]])
-    is_on = np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
     pitch = np.concatenate([steps["pitch"], steps["pitch"]])
-    vbin = np.concatenate([np.zeros(n, np.int64), velocity_bin(steps["velocity"])])
-    order = np.lexsort((pitch, is_on, time))
-    time, is_on, pitch, vbin = time[order], is_on[order], pitch[order], vbin[order]
+    # one sort key: time, then note-offs (0) before note-ons (1), then pitch; keys are unique
+    key = (time << 8) | (np.repeat([0, 128], n) + pitch)
+    order = np.argsort(key)
+    time, pitch = time[order], pitch[order]
+    is_on = order >= n
+    vbin = np.concatenate([np.zeros(n, np.int64), velocity_bin(steps["velocity"])])[order]
     # a velocity token before a note-on whose bin differs from the previous note-on's
     on_bins = vbin[is_on]
     changed = np.ones(len(on_bins), bool)

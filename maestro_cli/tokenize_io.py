@@ -213,9 +213,9 @@ def build_cache(tokenizer: Any, root: Path | str, out_dir: Path | None = None, j
             flat.astype("<u2").tofile(tmp)
         _write_json(cache_dir / f"{split}.index.json", entries)
         written += [cache_dir / f"{split}.u16", cache_dir / f"{split}.index.json"]
-        console.print(f"{split}: {len(entries)} pieces, {offset:,} tokens", highlight=False)
+        console.print(f"{split}: {len(entries)} pieces, {offset:,} tokens", highlight=False, soft_wrap=True)
     console.print(f"tokenized {len(pieces) - reused} files, {reused} unchanged, {len(failures)} skipped "
-                  f"-> {cache_dir}", highlight=False)
+                  f"-> {cache_dir}", highlight=False, soft_wrap=True)
     return written
 
 
