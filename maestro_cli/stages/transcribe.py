@@ -1,14 +1,14 @@
-"""Stage ``transcribe``: audio to MIDI."""
+"""Stage ``transcribe``: audio to MIDI (and optionally a note CSV)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional, Protocol
 
 import typer
 
 from maestro_cli.cliutil import atomic_output, emit, output_path, read_inputs, run_batch
-from maestro_cli.errors import MaestroError
 from maestro_cli.registry import get_backend
 from maestro_cli.stages.common import (BACKEND, JSON, OUT_DIR, OUTPUT_OR_OPTIONS, OVERWRITE, single_output,
                                        split_output_and_options)
@@ -17,10 +17,16 @@ NAME = "transcribe"
 
 
 class Transcriber(Protocol):
-    """Transcribes one recording to a piano MIDI file."""
+    """Transcribes one recording to a piano MIDI file.
+
+    Backends load audio with :func:`maestro_cli.audio.load_audio` (any format, rate and channel count; clear
+    errors for empty, unreadable or silent files) and write notes with :mod:`maestro_cli.notes`. The stage
+    hands them temporary paths and renames both outputs into place only when the call succeeds.
+    """
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
-        """Write the transcription of ``audio`` to ``out_midi`` (and a note CSV if asked)."""
+        """Write the transcription of ``audio`` to ``out_midi`` (and ``onset_s,offset_s,pitch,velocity`` rows
+        to ``notes_csv`` if given)."""
 
 
 def command(
@@ -38,14 +44,16 @@ def command(
     single_output(out_file, paths, out_dir)
     transcriber = get_backend("transcriber", backend).create(options)
 
+    from maestro_cli.audio import probe_audio
+
     def work(audio: Path) -> None:
-        if not audio.is_file():
-            raise MaestroError("no such file", audio)
+        probe_audio(audio)  # a missing, empty or non-audio file fails here, before any model loads
         target = output_path(audio, ".mid", out_dir, out_file, overwrite)
         csv_target = output_path(target, ".notes.csv", target.parent, None, overwrite) if notes_csv else None
-        with atomic_output(target) as tmp:
-            transcriber.transcribe(audio, tmp, notes_csv=csv_target)
-        emit(target, as_json)
+        with atomic_output(target) as tmp, (atomic_output(csv_target) if csv_target else
+                                            contextlib.nullcontext()) as tmp_csv:
+            transcriber.transcribe(audio, tmp, notes_csv=tmp_csv)
+        emit({"path": str(target), "notes_csv": str(csv_target)} if as_json and csv_target else target, as_json)
 
     if run_batch(paths, work, "transcribe"):
         raise typer.Exit(1)
