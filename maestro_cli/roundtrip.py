@@ -102,4 +102,6 @@ def _table(results: list[dict[str, Any]]) -> None:
     for r in results:
         table.add_row(r["generator"], r["renderer"], r["transcriber"], str(r["pieces"]),
                       *(f"{r[key]:.3f}" for key in SCORES))
-    Console(highlight=False).print(table)
+    out = Console(highlight=False)
+    out.width = out.width if out.is_terminal else 120  # a file or a pipe gets whole column titles
+    out.print(table)

@@ -127,6 +127,7 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
     from maestro_cli.generation_metrics import FEATURES
 
     out = Console(highlight=False)
+    out.width = out.width if out.is_terminal else 120  # a file or a pipe gets whole column titles
     if "features" in report:
         gen, ref = report["generated"], report["reference"]
         table = Table(title=f"generation: {gen['files']} file(s) ({gen['notes']} notes) vs {ref['pieces']} "

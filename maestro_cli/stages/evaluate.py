@@ -65,6 +65,7 @@ def roundtrip(
     n: int = typer.Option(2, "-n", "--num", min=1, help="Pieces generated per generator."),
     seconds: float = typer.Option(20.0, "--seconds", min=0.1, help="Length of each piece, in seconds."),
     seed: int = typer.Option(0, "--seed", help="Generation seed."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Generator model folder or checkpoint (default: the shipped model)."),
     generators: Optional[List[str]] = typer.Option(None, "--generator", help="Generator backend (repeatable; default: every installed one)."),
     renderers: Optional[List[str]] = typer.Option(None, "--renderer", help="Renderer backend (repeatable; default: every installed one)."),
     transcribers: Optional[List[str]] = typer.Option(None, "--transcriber", help="Transcriber backend (repeatable; default: every installed one)."),
@@ -79,5 +80,5 @@ def roundtrip(
     from maestro_cli import roundtrip as rt
     from maestro_cli.stages.generate import GenerationRequest
 
-    request = GenerationRequest(composer=composer, n=n, seconds=seconds, seed=seed)
+    request = GenerationRequest(composer=composer, n=n, seconds=seconds, seed=seed, checkpoint=checkpoint)
     rt.command(request, generators, renderers, transcribers, keep=keep, as_json=as_json)
