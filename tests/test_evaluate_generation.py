@@ -263,3 +263,50 @@ def test_roundtrip_real_renderer_and_transcriber(monkeypatch, tmp_path, capsys):
     assert (row["renderer"], row["transcriber"], row["pieces"]) == (renderer.name, transcriber.name, 1)
     assert 0.5 < row["note_f1"] <= 1  # 16 clean single notes: any working pair finds most of them
     assert row["note_offset_velocity_f1"] <= row["note_offset_f1"] <= row["note_f1"]
+
+
+def tiny_root(tmp_path: Path) -> Path:
+    """A MAESTRO-layout root with three short pieces (two test, one train)."""
+    root = tmp_path / "tiny-maestro"
+    (root / "2018").mkdir(parents=True)
+    rows = ["canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration"]
+    for i, split in enumerate(("test", "test", "train")):
+        write_midi(root / "2018" / f"p{i}.midi", [(50 + (j * 7 + i) % 30, j * 0.15, j * 0.15 + 0.3, 30 + j % 90)
+                                                   for j in range(60)], pedal=[(1.0, 127), (2.0, 0)])
+        rows.append(f"Frédéric Chopin,Piece {i},{split},2018,2018/p{i}.midi,2018/p{i}.wav,9.0")
+    (root / "maestro-v3.0.0.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def test_checkpoint_nll_on_split(tmp_path):
+    """--checkpoint reports NLL per event on the split; an untrained model scores about log(vocabulary size)."""
+    import importlib.util
+
+    root = tiny_root(tmp_path)
+    checkpoint = tmp_path / "model.pt"
+    args = ("evaluate", "generation", "--checkpoint", str(checkpoint), "--dataset", str(root), "--json")
+    if importlib.util.find_spec("maestro_cli.models.transformer_train") is None:
+        checkpoint.write_bytes(b"")
+        result = run_maestro(*args)
+        assert result.code == 1 and "needs the transformer generator backend, which is not installed" in result.stderr
+        return
+    import dataclasses
+
+    import torch
+
+    from maestro_cli import events
+    from maestro_cli.models.transformer import Transformer, preset_config
+    from maestro_cli.models.transformer_train import tokenizer_info
+
+    torch.manual_seed(0)
+    config = preset_config("tiny", events.VOCAB_SIZE)
+    torch.save({"model": Transformer(config).state_dict(), "config": dataclasses.asdict(config),
+                "tokenizer": tokenizer_info(), "step": 0}, checkpoint)
+    result = run_maestro(*args, timeout=600)
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert "features" not in report  # no generated files given: NLL only
+    nll = report["nll"]
+    assert nll["pieces"] == 2 and nll["events"] > 200
+    assert abs(nll["nll_per_event"] - math.log(events.VOCAB_SIZE)) < 1.0
+    assert nll["perplexity"] == pytest.approx(math.exp(nll["nll_per_event"]), rel=1e-6)
