@@ -1,0 +1,92 @@
+"""Generation-statistics benchmark: our feature extraction against the pretty_midi route mgeval takes, same run.
+
+Input: the first N MAESTRO v3 test-split MIDI files (default 40; 177 for the whole split). Ours parses with
+symusic, applies the sustain pedal and computes the seven features of ``maestro_cli.generation_metrics``
+(vectorised numpy). The peer is what Yang & Lerch's mgeval does per piece: ``pretty_midi.PrettyMIDI`` parsing,
+then pitch-class histogram (``get_pitch_class_histogram``), pitch range, note density, IOIs (``get_onsets``),
+durations, velocities and polyphony from ``get_piano_roll(fs=20)`` (no sustain). Files alternate between the two
+so a busy machine slows both alike. Prints pieces/s for each, the ratio, and ours' overlap/KL of the first half of
+the files against the second half (a sanity figure: real music against real music).
+
+Run: ``.venv/bin/python benchmarks/evaluate.py [--files 40] [--shared ../shared/data]``.
+Prints a rich table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from maestro_cli import generation_metrics as gm
+from maestro_cli.dataset import open_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ours(path: Path) -> dict[str, np.ndarray]:
+    notes = gm.load_notes(path)
+    return {name: feature.sample(notes) for name, feature in gm.FEATURES.items()}
+
+
+def peer(path: Path) -> dict[str, np.ndarray]:
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(path))
+    notes = [note for instrument in pm.instruments for note in instrument.notes]
+    pitches = np.array([note.pitch for note in notes])
+    onsets = pm.get_onsets()
+    return {
+        "pitch_class": pm.get_pitch_class_histogram(),
+        "pitch_range": np.array([np.ptp(pitches)]),
+        "note_density": np.array([len(notes) / pm.get_end_time()]),
+        "ioi": np.diff(onsets),
+        "duration": np.array([note.end - note.start for note in notes]),
+        "velocity": np.array([note.velocity for note in notes]),
+        "polyphony": (pm.get_piano_roll(fs=20) > 0).sum(axis=0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--shared", type=Path,
+                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
+    args = parser.parse_args()
+    console = Console(stderr=True)
+    records = open_dataset(args.shared / "maestro-v2.0.0-midi", version="v3").filter(split="test").records
+    paths = [record.midi_path for record in records[:args.files]]
+    seconds = {"ours": 0.0, "pretty_midi": 0.0}
+    with console.status("extracting features") as status:
+        for i, path in enumerate(paths):
+            status.update(f"extracting features {i + 1}/{len(paths)}")
+            for name, extract in (("ours", ours), ("pretty_midi", peer)):
+                start = time.perf_counter()
+                extract(path)
+                seconds[name] += time.perf_counter() - start
+    half = len(paths) // 2
+    summary = gm.compare([gm.load_notes(p) for p in paths[:half]], [gm.load_notes(p) for p in paths[half:]])["summary"]
+    result = {"benchmark": "evaluate-generation", "files": len(paths),
+              "ours_pieces_per_s": len(paths) / seconds["ours"],
+              "pretty_midi_pieces_per_s": len(paths) / seconds["pretty_midi"],
+              "speedup": seconds["pretty_midi"] / seconds["ours"],
+              "half_vs_half_overlap_mean": summary["overlap_mean"], "half_vs_half_kl_mean": summary["kl_mean"]}
+    table = Table(title=f"generation statistics, {len(paths)} MAESTRO test pieces")
+    for column in ("extractor", "seconds", "pieces/s"):
+        table.add_column(column, justify="left" if column == "extractor" else "right")
+    for name in seconds:
+        table.add_row(name, f"{seconds[name]:.2f}", f"{len(paths) / seconds[name]:.1f}")
+    table.caption = (f"speed-up {result['speedup']:.1f}x; first half vs second half: overlap "
+                     f"{summary['overlap_mean']:.3f}, KL {summary['kl_mean']:.3f}")
+    Console().print(table)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
