@@ -342,18 +342,21 @@ def encode_midi(path: Path | str, composer: str | None = None) -> np.ndarray:
 
 def decode_to_midi(ids) -> bytes:
     """A single-track piano MIDI file (program 0, 120 bpm, 1 ms ticks) for any id sequence."""
+    return bytes(notes_to_score(events_to_notes(ids)).dumps_midi())
+
+
+def notes_to_score(notes: np.ndarray):
+    """A one-track piano ``symusic.Score`` (program 0, 120 bpm, 1 ms ticks) holding ``notes``."""
     import symusic
 
-    steps = events_to_steps(ids)
-    ticks_per_step = _TPQ * 2 // STEPS_PER_SECOND  # 120 bpm: two quarters per second
+    ticks_per_second = _TPQ * 2  # 120 bpm: two quarters per second
+    start = np.floor(notes["start_s"] * ticks_per_second + 0.5).astype(np.int64)
+    end = np.maximum(np.floor(notes["end_s"] * ticks_per_second + 0.5).astype(np.int64), start + 1)
     score = symusic.Score(_TPQ)
     score.tempos.append(symusic.Tempo(0, 120.0))
     track = symusic.Track(name="Piano", program=0, is_drum=False)
-    track.notes = symusic.Note.from_numpy(
-        time=(steps["start"] * ticks_per_step).astype(np.int32),
-        duration=((steps["end"] - steps["start"]) * ticks_per_step).astype(np.int32),
-        pitch=steps["pitch"].astype(np.int8),
-        velocity=steps["velocity"].astype(np.int8),
-    )
+    track.notes = symusic.Note.from_numpy(time=start.astype(np.int32), duration=(end - start).astype(np.int32),
+                                          pitch=notes["pitch"].astype(np.int8),
+                                          velocity=np.clip(notes["velocity"], 1, 127).astype(np.int8))
     score.tracks.append(track)
-    return bytes(score.dumps_midi())
+    return score

@@ -78,7 +78,7 @@ def decode_file(tokenizer: Any, path: Path, out_dir: Path | None = None, overwri
         raise MaestroError(
             f"written with the vocabulary of tokenizer '{written_by.get('name')}' version "
             f"{written_by.get('version')}, not that of '{tokenizer.name}' version "
-            f"{getattr(tokenizer, 'version', '')}; decode with --tokenizer {written_by.get('name')}", path)
+            f"{getattr(tokenizer, 'version', '')}; decode it with the tokenizer that wrote it", path)
     stem = path.name.removesuffix(TOKEN_SUFFIX) if path.name.endswith(TOKEN_SUFFIX) else path.stem
     target = output_path(Path(stem + ".mid"), ".mid", out_dir, overwrite=overwrite)
     data = tokenizer.decode(tokens)
