@@ -7,11 +7,12 @@ once per renderer, and each rendering is transcribed once per transcriber.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from maestro_cli.errors import NoBackendError
+from maestro_cli.errors import MaestroError, NoBackendError
 from maestro_cli.registry import get_backend, get_registry
 from maestro_cli.stages.generate import GenerationRequest
 
@@ -40,55 +41,99 @@ def score(reference_midi: Path, transcription_midi: Path) -> dict[str, float]:
     return {key: float(metrics[key]) for key in SCORES}
 
 
+class Failures(list):
+    """The steps that failed (each already reported on stderr as one ``error:`` line)."""
+
+    def attempt(self, step: str, action: Callable[[], Any]) -> Any:
+        """``action()``, or None after reporting its error; usage errors and ``--debug`` still raise."""
+        from maestro_cli.cliutil import report_failure
+
+        try:
+            return action()
+        except MaestroError as exc:
+            if exc.exit_code == 2:
+                raise
+            report_failure(step, exc)
+        except Exception as exc:  # noqa: BLE001 - one broken backend must not hide the other combinations
+            if os.environ.get("MAESTRO_DEBUG"):
+                raise
+            report_failure(step, exc)
+        self.append(step)
+        return None
+
+
 def run(request: GenerationRequest, generators: list[str], renderers: list[str], transcribers: list[str],
-        workdir: Path) -> Iterator[dict[str, Any]]:
-    """Yield one result per (generator, renderer, transcriber) combination, in that nesting order."""
+        workdir: Path, failures: Failures) -> Iterator[dict[str, Any]]:
+    """Yield one result per (generator, renderer, transcriber) combination, in that nesting order.
+
+    A backend that fails is reported and recorded in ``failures``; the combinations without it go on.
+    """
     from maestro_cli.cliutil import atomic_write_bytes, console
 
-    for generator_name in generators:
-        console.print(f"roundtrip: generating {request.n} piece(s) with {generator_name}", highlight=False)
-        pieces = get_backend("generator", generator_name).create([]).generate(request)
-        folder = workdir / generator_name
-        midis = [folder / f"piece_{i:02d}.mid" for i in range(len(pieces))]
+    def generate(name: str) -> list[Path]:
+        pieces = get_backend("generator", name).create([]).generate(request)
+        midis = [workdir / name / f"piece_{i:02d}.mid" for i in range(len(pieces))]
         for path, data in zip(midis, pieces):
             atomic_write_bytes(path, data)
-        for renderer_name in renderers:
-            console.print(f"roundtrip: rendering with {renderer_name}", highlight=False)
-            renderer = get_backend("renderer", renderer_name).create([])
-            audios = [folder / renderer_name / f"{midi.stem}.wav" for midi in midis]
-            for midi, audio in zip(midis, audios):
-                audio.parent.mkdir(parents=True, exist_ok=True)
-                renderer.render(midi, audio, sample_rate=SAMPLE_RATE, audio_format="wav", soundfont=None)
-            for transcriber_name in transcribers:
-                console.print(f"roundtrip: transcribing with {transcriber_name}", highlight=False)
-                transcriber = get_backend("transcriber", transcriber_name).create([])
-                scores = []
-                for midi, audio in zip(midis, audios):
-                    estimate = folder / renderer_name / transcriber_name / f"{midi.stem}.mid"
-                    estimate.parent.mkdir(parents=True, exist_ok=True)
-                    transcriber.transcribe(audio, estimate)
-                    scores.append(score(midi, estimate))
-                yield {"generator": generator_name, "renderer": renderer_name, "transcriber": transcriber_name,
-                       "pieces": len(scores), "seconds": request.seconds,
-                       **{key: sum(s[key] for s in scores) / len(scores) for key in SCORES}}
+        return midis
+
+    def render(name: str, midis: list[Path]) -> list[Path]:
+        renderer = get_backend("renderer", name).create([])
+        audios = [midi.parent / name / f"{midi.stem}.wav" for midi in midis]
+        for midi, audio in zip(midis, audios):
+            audio.parent.mkdir(parents=True, exist_ok=True)
+            renderer.render(midi, audio, sample_rate=SAMPLE_RATE, audio_format="wav", soundfont=None)
+        return audios
+
+    def transcribe(name: str, midis: list[Path], audios: list[Path]) -> list[dict[str, float]]:
+        transcriber = get_backend("transcriber", name).create([])
+        scores = []
+        for midi, audio in zip(midis, audios):
+            estimate = audio.parent / name / f"{midi.stem}.mid"
+            estimate.parent.mkdir(parents=True, exist_ok=True)
+            transcriber.transcribe(audio, estimate)
+            scores.append(score(midi, estimate))
+        return scores
+
+    for g in generators:
+        console.print(f"roundtrip: generating {request.n} piece(s) with {g}", highlight=False)
+        midis = failures.attempt(f"generator '{g}'", lambda: generate(g))
+        for r in renderers if midis else ():
+            console.print(f"roundtrip: rendering with {r}", highlight=False)
+            audios = failures.attempt(f"renderer '{r}'", lambda: render(r, midis))
+            for t in transcribers if audios else ():
+                console.print(f"roundtrip: transcribing with {t}", highlight=False)
+                scores = failures.attempt(f"transcriber '{t}'", lambda: transcribe(t, midis, audios))
+                if scores:
+                    yield {"generator": g, "renderer": r, "transcriber": t, "pieces": len(scores),
+                           "seconds": request.seconds,
+                           **{key: sum(s[key] for s in scores) / len(scores) for key in SCORES}}
 
 
 def command(request: GenerationRequest, generators: list[str] | None, renderers: list[str] | None,
             transcribers: list[str] | None, *, keep: Path | None, as_json: bool) -> list[dict[str, Any]]:
-    """Check that every stage has a backend, run the round trip, print a table (or JSON lines) on stdout."""
+    """Check that every stage has a backend, run the round trip, print a table (or JSON lines) on stdout.
+
+    Exits with code 1 (after printing the combinations that worked) when any backend failed.
+    """
+    import typer
+
     from maestro_cli.cliutil import emit
 
     names = {stage: backend_names(stage, chosen)
              for stage, chosen in zip(STAGES, (generators, renderers, transcribers))}
-    results = []
+    results: list[dict[str, Any]] = []
+    failures = Failures()
     with tempfile.TemporaryDirectory(prefix="maestro-roundtrip-") as tmp:
         workdir = keep if keep is not None else Path(tmp)
-        for result in run(request, names["generator"], names["renderer"], names["transcriber"], workdir):
+        for result in run(request, names["generator"], names["renderer"], names["transcriber"], workdir, failures):
             results.append(result)
             if as_json:
                 emit(result, as_json=True)
-    if not as_json:
+    if results and not as_json:
         _table(results)
+    if failures:
+        raise typer.Exit(1)
     return results
 
 

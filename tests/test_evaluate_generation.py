@@ -310,3 +310,26 @@ def test_checkpoint_nll_on_split(tmp_path):
     assert nll["pieces"] == 2 and nll["events"] > 200
     assert abs(nll["nll_per_event"] - math.log(events.VOCAB_SIZE)) < 1.0
     assert nll["perplexity"] == pytest.approx(math.exp(nll["nll_per_event"]), rel=1e-6)
+
+
+class BrokenTranscriber:
+    def transcribe(self, audio, out_midi, *, notes_csv=None):
+        raise RuntimeError("model weights missing")
+
+
+def test_roundtrip_reports_a_failing_backend_and_goes_on(monkeypatch, tmp_path, capsys):
+    import typer
+
+    from maestro_cli import roundtrip
+    from maestro_cli.stages.generate import GenerationRequest
+
+    fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)},
+                    renderer={"copy": lambda o: CopyRenderer()},
+                    transcriber={"broken": lambda o: BrokenTranscriber(), "perfect": lambda o: CopyTranscriber()})
+    with pytest.raises(typer.Exit) as exit_info:
+        roundtrip.command(GenerationRequest(n=1, seconds=2.0), None, None, None, keep=None, as_json=True)
+    assert exit_info.value.exit_code == 1
+    captured = capsys.readouterr()
+    [row] = [json.loads(line) for line in captured.out.splitlines()]
+    assert row["transcriber"] == "perfect" and row["note_f1"] == pytest.approx(1.0)
+    assert "error: transcriber 'broken': RuntimeError: model weights missing" in captured.err
