@@ -23,6 +23,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "maestro_cli.backends.performance_tokenizer",
     "maestro_cli.backends.soundfont",
     "maestro_cli.backends.transcription_metrics",
+    "maestro_cli.backends.transformer",
 )
 
 

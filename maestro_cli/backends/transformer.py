@@ -1,0 +1,114 @@
+"""The built-in ``transformer`` generator: composer-conditioned sampling and training (torch imported lazily)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from maestro_cli.hookspecs import hookimpl
+
+#: Folder under ``maestro_models`` (the repository's ``models/``) holding the shipped default checkpoint.
+DEFAULT_MODEL = "maestro-transformer"
+
+
+@dataclass
+class TransformerOptions:
+    device: str = "auto"
+    threads: int = 2  # torch CPU threads (0: torch's default)
+
+
+def default_checkpoint() -> Path:
+    """The shipped model's folder; a clear error when none is installed."""
+    from maestro_cli.errors import MaestroError
+    from maestro_models import MODELS_DIR
+
+    folder = MODELS_DIR / DEFAULT_MODEL
+    if not (folder / "model.pt").is_file():
+        raise MaestroError("no default generator model installed; pass --checkpoint", folder)
+    return folder
+
+
+class TransformerGenerator:
+    """Samples performances from a checkpoint (the shipped model by default); trains new ones."""
+
+    def __init__(self, options: TransformerOptions | None = None):
+        self.options = options or TransformerOptions()
+
+    def generate(self, request) -> list[bytes]:
+        """``request.n`` pieces of about ``request.seconds`` of music, one batch with a KV cache."""
+        import numpy as np
+        import torch
+
+        from maestro_cli import events
+        from maestro_cli.composers import resolve_composer
+        from maestro_cli.errors import MaestroError
+        from maestro_cli.models.transformer_train import load_model, pick_device
+
+        composer = resolve_composer(request.composer) if request.composer else events.UNKNOWN
+        path = Path(request.checkpoint) if request.checkpoint else default_checkpoint()
+        if self.options.threads > 0:
+            torch.set_num_threads(self.options.threads)
+        try:
+            model, ckpt = load_model(path, pick_device(self.options.device))
+        except FileNotFoundError as exc:
+            raise MaestroError(str(exc), path) from None
+        except (RuntimeError, KeyError, TypeError) as exc:
+            raise MaestroError(f"not a transformer checkpoint ({type(exc).__name__}: {exc})", path) from None
+        if ckpt.get("tokenizer", {}).get("vocab") != events.vocab():
+            raise MaestroError("checkpoint was trained with another token vocabulary", path)
+        primer = np.zeros(0, np.int64)
+        if request.primer is not None:
+            if not Path(request.primer).is_file():
+                raise MaestroError("primer file not found", request.primer)
+            primer = events.encode_midi(request.primer)[1:-1].astype(np.int64)  # drop START and END
+        context = model.config.max_seq_len // 2 - 2
+        prompt = [events.composer_token(composer), events.START, *primer[-context:].tolist()]
+        device = next(model.parameters()).device
+        prompts = torch.tensor([prompt] * request.n, device=device)
+        generator = torch.Generator(device=device).manual_seed(request.seed)
+        limit = round(request.seconds * events.STEPS_PER_SECOND)
+        elapsed = torch.zeros(request.n, dtype=torch.long, device=device)
+
+        def stop(tokens: torch.Tensor) -> torch.Tensor:
+            shift = (tokens >= events.TIME_SHIFT) & (tokens < events.VELOCITY)
+            elapsed.add_(torch.where(shift, tokens - events.TIME_SHIFT + 1, 0))
+            return (tokens == events.END) | (elapsed >= limit)
+
+        banned = [events.PAD, events.START, *range(events.COMPOSER, events.VOCAB_SIZE)]
+        new = model.generate(prompts, max_new=int(request.seconds * 200) + 64, temperature=request.temperature,
+                             top_k=request.top_k, top_p=request.top_p, generator=generator, banned=banned, stop=stop)
+        pieces = []
+        for tokens in new:
+            body = [t for t in tokens if t != events.END]
+            pieces.append(events.decode_to_midi(np.array([*primer.tolist(), *body], np.int64)))
+        return pieces
+
+    def train(self, request) -> Path:
+        """``maestro train transformer``: options validated against :class:`TrainConfig`."""
+        from maestro_cli.errors import MaestroError
+        from maestro_cli.models import transformer_train as tt
+        from maestro_cli.registry import parse_dataclass
+
+        cfg = parse_dataclass(tt.TrainConfig, request.options, "transformer")
+        if request.steps is not None:
+            cfg.steps = request.steps
+        if not Path(request.data).is_dir():
+            raise MaestroError("dataset folder not found", request.data)
+        if cfg.init:
+            cfg.init = str(default_checkpoint() if cfg.init == "default" else Path(cfg.init))
+        try:
+            train_split = tt.load_split(Path(request.data), "train")
+            val_split = tt.load_split(Path(request.data), "validation")
+            return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,
+                            device=request.device)
+        except FileNotFoundError as exc:
+            raise MaestroError(str(exc), request.out) from None
+        except ValueError as exc:
+            raise MaestroError(str(exc)) from None
+
+
+@hookimpl
+def register_generators(register):
+    register("transformer", TransformerGenerator, options=TransformerOptions, aliases=("music-transformer",),
+             priority=100, description="Decoder-only Transformer over performance events, composer-conditioned "
+                                       "(RoPE, KV cache); trainable on CPU, GPU or torchrun multi-GPU")

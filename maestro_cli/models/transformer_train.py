@@ -1,0 +1,509 @@
+"""Training, checkpoints and NLL evaluation for :mod:`maestro_cli.models.transformer` (plain PyTorch).
+
+Data is a flat token array with one ``START, events..., END`` run per piece (the tokenizer's cache). A training
+example is the piece's composer token followed by a random window of the piece, augmented the Music-Transformer
+way (transpose ±3 semitones, time stretch ±2.5/5 %). Checkpoints are plain dicts written to a temp file and
+renamed; ``--resume`` restores model, optimizer, schedule, step and every RNG. Under ``torchrun`` the loop runs
+data-parallel (DDP; gloo on CPU, nccl on CUDA) and rank 0 evaluates, logs and saves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from maestro_cli import events
+from maestro_cli.models.transformer import Transformer, TransformerConfig, preset_config
+
+IGNORE = -100
+CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")
+
+
+@dataclass
+class TrainConfig:
+    """``-o key=value`` options of ``maestro train transformer``."""
+
+    preset: str = "small"
+    n_layer: int | None = None
+    n_head: int | None = None
+    d_model: int | None = None
+    d_ff: int | None = None
+    dropout: float | None = None
+    seq_len: int | None = None  # default: the preset's context length
+    batch_size: int = 16
+    steps: int = 5000
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    eval_windows: int = 64
+    log_every: int = 10
+    augment: bool = True
+    seed: int = 0
+    threads: int = 2  # torch CPU threads per process (0: torch's default)
+    init: str | None = None  # start from these weights (a model folder or .pt) instead of random
+    max_minutes: float | None = None  # stop cleanly (and save) after this much wall time in this invocation
+
+
+@dataclass
+class TokenSplit:
+    """The pieces of one split: flat tokens, per-piece offset, length and composer token id."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    composers: np.ndarray
+
+    @classmethod
+    def from_index(cls, tokens: np.ndarray, index: list[dict]) -> "TokenSplit":
+        return cls(tokens, np.array([p["offset"] for p in index], np.int64),
+                   np.array([p["length"] for p in index], np.int64),
+                   np.array([events.composer_token(p.get("composer_class")) for p in index], np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def piece(self, i: int) -> np.ndarray:
+        return np.asarray(self.tokens[self.offsets[i]:self.offsets[i] + self.lengths[i]], dtype=np.int64)
+
+
+def window(split: TokenSplit, i: int, start: int, seq_len: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Composer token + ``seq_len`` tokens of piece ``i`` from ``start`` (augmented if ``rng``), PAD-filled."""
+    end = split.offsets[i] + split.lengths[i]
+    lo = split.offsets[i] + start
+    raw = np.asarray(split.tokens[lo:min(end, lo + seq_len + seq_len // 8 + 8)], dtype=np.uint16)
+    if rng is not None:
+        shifted = events.transpose(raw, int(rng.integers(-3, 4)))
+        raw = raw if shifted is None else shifted
+        raw = events.stretch(raw, float(rng.choice([0.95, 0.975, 1.0, 1.025, 1.05])))
+    out = np.full(seq_len + 1, events.PAD, np.int64)
+    out[0] = split.composers[i]
+    body = raw[:seq_len].astype(np.int64)
+    out[1:1 + len(body)] = body
+    return out
+
+
+def batch_from(windows: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
+    w = torch.from_numpy(np.stack(windows))
+    x, y = w[:, :-1].clone(), w[:, 1:].clone()
+    y[y == events.PAD] = IGNORE
+    return x.to(device), y.to(device)
+
+
+def random_batch(split: TokenSplit, batch: int, seq_len: int, rng: np.random.Generator, augment: bool):
+    """Pieces drawn by length, uniform window starts."""
+    p = split.lengths / split.lengths.sum()
+    out = []
+    for i in rng.choice(len(split), size=batch, p=p):
+        start = int(rng.integers(0, max(int(split.lengths[i]) - seq_len, 0) + 1))
+        out.append(window(split, int(i), start, seq_len, rng if augment else None))
+    return out
+
+
+def fixed_windows(split: TokenSplit, n: int, seq_len: int, seed: int = 1234) -> list[np.ndarray]:
+    """A fixed, seed-determined set of un-augmented windows (cheap, comparable validation)."""
+    return random_batch(split, n, seq_len, np.random.default_rng(seed), augment=False)
+
+
+def autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+@torch.no_grad()
+def mean_nll(model: Transformer, windows: list[np.ndarray], device, batch: int = 16) -> float:
+    """Mean NLL per event (nats) over the non-PAD targets of ``windows``."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch):
+        x, y = batch_from(windows[i:i + batch], device)
+        with autocast(device):
+            logits = model(x)
+        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                                 reduction="sum").item()
+        count += int((y != IGNORE).sum())
+    return total / max(count, 1)
+
+
+def lr_at(step: int, cfg: TrainConfig, cycle_start: int, total: int) -> float:
+    """Linear warm-up then cosine decay to ``lr * min_lr_ratio`` at ``total`` (one cycle from ``cycle_start``)."""
+    into = step - cycle_start
+    if into < cfg.warmup:
+        return cfg.lr * (into + 1) / cfg.warmup
+    progress = min(1.0, (step - cycle_start - cfg.warmup) / max(1, total - cycle_start - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_config(cfg: TrainConfig, vocab_size: int) -> TransformerConfig:
+    overrides = {f: getattr(cfg, f) for f in ("n_layer", "n_head", "d_model", "d_ff", "dropout")
+                 if getattr(cfg, f) is not None}
+    if cfg.seq_len is not None:
+        overrides["max_seq_len"] = cfg.seq_len
+    return preset_config(cfg.preset, vocab_size, **overrides)
+
+
+def tokenizer_info() -> dict:
+    return {"name": "performance", "version": events.TOKENIZER_VERSION, "vocab": events.vocab()}
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A ``.pt`` file, or the first of model.pt / best.pt / last.pt in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no {', '.join(CHECKPOINT_NAMES)} in {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return path
+
+
+def load_model(path: Path, device="cpu") -> tuple[Transformer, dict]:
+    """The model of a checkpoint (eval mode) and the checkpoint dict."""
+    ckpt = torch.load(find_checkpoint(path), map_location="cpu", weights_only=True)
+    model = Transformer(TransformerConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+def export_model(checkpoint: Path, folder: Path) -> Path:
+    """Ship a checkpoint: ``folder/model.pt`` (weights and metadata, no optimizer or RNG state),
+    ``config.json`` and ``vocab.json``; returns ``folder``."""
+    ckpt = torch.load(find_checkpoint(Path(checkpoint)), map_location="cpu", weights_only=True)
+    keep = ("model", "config", "tokenizer", "step", "tokens_seen", "wall_s", "best_val", "train_config", "log")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_atomic({key: ckpt[key] for key in keep if key in ckpt}, folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps(ckpt["config"], indent=1) + "\n", encoding="utf-8")
+    (folder / "vocab.json").write_text(json.dumps(ckpt["tokenizer"], indent=1, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+    return folder
+
+
+class _Report:
+    """One progress line on stderr: a live rich bar on a terminal, a plain line every ``every`` steps otherwise."""
+
+    def __init__(self, total: int, start: int, every: int, enabled: bool):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.every, self.enabled, self.total = every, enabled, total
+        self.live = enabled and self.console.is_terminal
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[info]}"), console=self.console, disable=not self.live)
+        self.task = self.bar.add_task("train", total=total, completed=start, info="")
+        if self.live:
+            self.bar.start()
+
+    def step(self, step: int, info: str, eta_s: float) -> None:
+        if self.live:
+            self.bar.update(self.task, completed=step, info=info)
+        elif self.enabled and step % self.every == 0:
+            eta = time.strftime("%H:%M:%S", time.gmtime(max(eta_s, 0)))
+            print(f"step {step}/{self.total} {info} ETA {eta}", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.live:
+            self.bar.stop()
+
+
+def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainConfig, *, resume: bool = False,
+          device: str = "auto", stop_after: int | None = None) -> Path:
+    """Train (or resume) in run folder ``out``; returns the path of the best checkpoint.
+
+    ``stop_after`` ends this invocation after that step (the schedule still targets ``cfg.steps``).
+    """
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    dev = pick_device(device)
+    if ddp:
+        import torch.distributed as dist
+
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        mconf = TransformerConfig(**state["config"])
+    else:
+        state = None
+        mconf = model_config(cfg, events.VOCAB_SIZE)
+    seq_len = mconf.max_seq_len
+    torch.manual_seed(cfg.seed + rank)
+    model = Transformer(mconf)
+    if state is None and cfg.init:
+        init_model, _ = load_model(Path(cfg.init))
+        model.load_state_dict(init_model.state_dict())
+    model.to(dev)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95),
+                                  fused=dev.type == "cuda")
+    rng = np.random.default_rng(cfg.seed + rank)
+    step, tokens_seen, wall, best_val, log = 0, 0, 0.0, float("inf"), []
+    schedule = {"cycle_start": 0, "total": cfg.steps}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, tokens_seen, wall = state["step"], state["tokens_seen"], state["wall_s"]
+        best_val, log, schedule = state["best_val"], list(state["log"]), dict(state["scheduler"])
+        if rank == 0 or not ddp:
+            rng.bit_generator.state = state["rng"]["numpy"]
+            torch.set_rng_state(state["rng"]["torch"])
+            random.setstate(tuple(state["rng"]["python"]))
+        if cfg.steps != schedule["total"]:  # a longer (or shorter) run: a new warm-up + cosine cycle from here
+            schedule = {"cycle_start": step, "total": cfg.steps}
+    net = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    val_windows = fixed_windows(val_split, cfg.eval_windows, seq_len) if main else []
+    total = schedule["total"]
+    end = min(total, stop_after) if stop_after else total
+    report = _Report(total, step, cfg.log_every, main)
+    if main:
+        report.note(f"model {model.num_params() / 1e6:.2f} M params, {mconf.n_layer}x{mconf.d_model}, context "
+                    f"{seq_len}; {len(train_split)} train pieces; device {dev}; run folder {out}")
+
+    def checkpoint(val: float | None) -> None:
+        nonlocal best_val
+        payload = {"model": model.state_dict(), "config": mconf.to_dict(), "tokenizer": tokenizer_info(),
+                   "step": step, "tokens_seen": tokens_seen, "wall_s": wall, "best_val": best_val,
+                   "optimizer": optimizer.state_dict(), "scheduler": schedule, "train_config": asdict(cfg),
+                   "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
+                           "python": list(random.getstate())}, "log": log}
+        if val is not None and val < best_val:
+            best_val = payload["best_val"] = val
+            save_atomic(payload, best_path)
+        save_atomic(payload, last_path)
+
+    def evaluate() -> None:
+        val = mean_nll(model, val_windows, dev)
+        model.train()
+        train_loss = log[-1]["train_loss"] if log and "train_loss" in log[-1] else None
+        entry = {"kind": "val", "step": step, "tokens_seen": tokens_seen, "wall_s": round(wall, 1),
+                 "val_nll": round(val, 4), "train_loss": train_loss, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                           time.gmtime())}
+        log.append(entry)
+        _append_logs(out, entry)
+        checkpoint(val)
+        report.note(f"step {step}: val NLL {val:.4f} nats/event (best {best_val:.4f}), "
+                    f"{tokens_seen / 1e6:.2f} M tokens, {wall / 60:.1f} min")
+
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)) if main and not ddp else None
+    model.train()
+    began = window_start = invoked = time.time()
+    window_tokens, loss_ema, evaluated = 0, None, step
+    try:
+        while step < end and not stop["now"]:
+            lr = lr_at(step, cfg, schedule["cycle_start"], total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = batch_from(random_batch(train_split, cfg.batch_size, seq_len, rng, cfg.augment), dev)
+            with autocast(dev):
+                logits = net(x)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            n_tok = int((y != IGNORE).sum()) * world
+            tokens_seen += n_tok
+            window_tokens += n_tok
+            now = time.time()
+            wall += now - began
+            began = now
+            loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
+            if step % cfg.log_every == 0 and main:
+                tok_s = window_tokens / max(now - window_start, 1e-9)
+                window_start, window_tokens = now, 0
+                entry = {"kind": "train", "step": step, "tokens_seen": tokens_seen, "wall_s": round(wall, 1),
+                         "train_loss": round(loss_ema, 4), "lr": lr, "tok_s": round(tok_s)}
+                log.append(entry)
+                _append_logs(out, entry)
+                report.step(step, f"loss {loss_ema:.3f} lr {lr:.2e} {tok_s / 1000:.1f}k tok/s",
+                            (end - step) * cfg.batch_size * seq_len * world / max(tok_s, 1e-9))
+            if main and (step % cfg.eval_every == 0 or step == end):
+                evaluate()
+                evaluated = step
+            if cfg.max_minutes is not None and now - invoked >= cfg.max_minutes * 60:
+                stop["now"] = True
+        if main and evaluated != step:
+            evaluate()
+    except KeyboardInterrupt:
+        if main:
+            checkpoint(None)
+            report.note(f"interrupted at step {step}; saved {last_path}")
+        raise
+    finally:
+        report.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if ddp:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return best_path if best_path.is_file() else last_path
+
+
+def _append_logs(out: Path, entry: dict) -> None:
+    """metrics.jsonl gets every entry; val.csv the validation curve (wall clock and tokens seen)."""
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    if entry["kind"] == "val":
+        path = out / "val.csv"
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(["step", "tokens_seen", "wall_s", "val_nll", "train_loss", "time"])
+            writer.writerow([entry["step"], entry["tokens_seen"], entry["wall_s"], entry["val_nll"],
+                             entry["train_loss"], entry["time"]])
+
+
+@torch.no_grad()
+def piece_nll(model: Transformer, tokens: np.ndarray, composer: int, device, batch: int = 8) -> tuple[float, int]:
+    """Summed NLL (nats) and count of the events + END of one piece (``START ... END``), sliding windows.
+
+    Each window is the composer token + ``max_seq_len - 1`` piece tokens; windows advance by half a context,
+    and every target is scored once, by the first window that holds it with the most context available.
+    """
+    L = model.config.max_seq_len
+    stride = max(1, L // 2)
+    n = len(tokens)
+    starts = list(range(0, max(n - L, 0) + 1, stride))
+    if starts[-1] + L < n:
+        starts.append(n - L)
+    total, count, scored = 0.0, 0, 0  # targets < scored are done (START, index 0, is never scored)
+    plan = []
+    for st in starts:
+        first = max(st, scored, 1)
+        last = min(st + L, n)
+        if last > first:
+            plan.append((st, first, last))
+            scored = last
+    model.eval()
+    for i in range(0, len(plan), batch):
+        chunk = plan[i:i + batch]
+        xs = np.full((len(chunk), L), events.PAD, np.int64)
+        ys = np.full((len(chunk), L), IGNORE, np.int64)
+        for row, (st, first, last) in enumerate(chunk):
+            body = tokens[st:min(st + L - 1, n)]
+            xs[row, 0], xs[row, 1:1 + len(body)] = composer, body
+            ys[row, first - st:last - st] = tokens[first:last]
+        x, y = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
+        with autocast(device):
+            logits = model(x)
+        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                                 reduction="sum").item()
+        count += int((y != IGNORE).sum())
+    return total, count
+
+
+def split_nll(model: Transformer, split: TokenSplit, device="cpu", *, shuffle_composer: bool = False,
+              max_pieces: int | None = None, seed: int = 0) -> dict:
+    """NLL per event over whole pieces of a split; ``shuffle_composer`` gives each piece another composer's token."""
+    rng = np.random.default_rng(seed)
+    order = np.arange(len(split))
+    if max_pieces is not None and max_pieces < len(split):
+        order = np.sort(rng.choice(len(split), size=max_pieces, replace=False))
+    present = np.unique(split.composers)
+    total, count = 0.0, 0
+    for i in order:
+        composer = int(split.composers[i])
+        if shuffle_composer and len(present) > 1:
+            composer = int(rng.choice(present[present != composer]))
+        t, c = piece_nll(model, split.piece(int(i)), composer, torch.device(device) if isinstance(device, str)
+                         else device)
+        total, count = total + t, count + c
+    nll = total / max(count, 1)
+    return {"nll_per_event": nll, "perplexity": math.exp(nll), "events": count, "pieces": len(order)}
+
+
+def nll_on_split(checkpoint: Path, root: Path, split: str = "test", *, max_pieces: int | None = None,
+                 shuffle_composer: bool = False, device: str = "cpu", threads: int | None = None) -> dict:
+    """NLL per event (nats) and perplexity of a checkpoint on a MAESTRO split (builds the token cache if needed)."""
+    if threads:
+        torch.set_num_threads(threads)
+    model, ckpt = load_model(Path(checkpoint), pick_device(device))
+    data = load_split(Path(root), split)
+    result = split_nll(model, data, next(model.parameters()).device, shuffle_composer=shuffle_composer,
+                       max_pieces=max_pieces)
+    return {"checkpoint": str(find_checkpoint(Path(checkpoint))), "split": split, "step": ckpt.get("step"),
+            "shuffled_composer": shuffle_composer, **result}
+
+
+def load_split(root: Path, split: str, jobs: int = 1) -> TokenSplit:
+    """One split of a ``performance`` token cache: ``root`` is the cache itself or a MAESTRO root (cache built
+    on first use, under ``$MAESTRO_HOME/cache``)."""
+    from maestro_cli import tokenize_io
+    from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
+    from maestro_cli.errors import MaestroError
+
+    tokenizer = PerformanceTokenizer()
+    is_cache = (root / tokenize_io.VOCAB_FILE).is_file()
+    cache = root if is_cache else tokenize_io.cache_dir_for(root, "performance")
+    try:
+        tokens, index = tokenize_io.load_cache(cache, split)
+        record = json.loads((cache / tokenize_io.VOCAB_FILE).read_text(encoding="utf-8"))
+        stale = record["vocab"] != tokenizer.vocab
+    except (MaestroError, OSError, ValueError, KeyError):
+        if is_cache:
+            raise
+        stale = True
+    if stale and is_cache:
+        raise MaestroError("token cache of another vocabulary; rebuild it with `maestro tokenize --dataset`", cache)
+    if stale:
+        tokenize_io.build_cache(tokenizer, root, cache, jobs)
+        tokens, index = tokenize_io.load_cache(cache, split)
+    return TokenSplit.from_index(tokens, index)

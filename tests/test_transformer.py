@@ -1,0 +1,214 @@
+"""The transformer generator: model, training loop, checkpoints, sampling, DDP and the CLI (tiny preset)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maestro_cli import events
+from maestro_cli.models import transformer_train as tt
+from maestro_cli.models.transformer import KVCache, Transformer, preset_config
+from tests.helpers import run_maestro
+
+torch.set_num_threads(1)
+
+
+def scale_piece(base: int, n: int = 12) -> np.ndarray:
+    """START, an ascending run of ``n`` notes from ``base`` (100 ms each), END."""
+    pitches = np.arange(base, base + n)
+    starts = np.arange(n) * 0.1
+    notes = events.make_notes(pitches, starts, starts + 0.1, np.full(n, 80))
+    return np.concatenate([[events.START], events.notes_to_events(notes), [events.END]]).astype(np.uint16)
+
+
+def make_split(pieces: list[np.ndarray], composers: list[str]) -> tt.TokenSplit:
+    offsets = np.cumsum([0] + [len(p) for p in pieces[:-1]])
+    index = [{"offset": int(o), "length": len(p), "composer_class": c} for o, p, c in zip(offsets, pieces, composers)]
+    return tt.TokenSplit.from_index(np.concatenate(pieces), index)
+
+
+TWO = make_split([scale_piece(60), scale_piece(40)], ["Frédéric Chopin", "Johann Sebastian Bach"])
+TINY = dict(preset="tiny", seq_len=64, batch_size=4, warmup=5, eval_windows=4, log_every=5, threads=1)
+
+
+def write_cache(folder: Path, split: tt.TokenSplit) -> Path:
+    """A token cache folder (as `maestro tokenize --dataset` writes) holding ``split`` as train and validation."""
+    from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
+    from maestro_cli.tokenize_io import VOCAB_FILE, vocab_record
+
+    folder.mkdir(parents=True)
+    (folder / VOCAB_FILE).write_text(json.dumps(vocab_record(PerformanceTokenizer())), encoding="utf-8")
+    names = {c: n for n, c in zip(events.COMPOSER_NAMES, range(events.COMPOSER, events.VOCAB_SIZE))}
+    index = [{"file": f"p{i}.midi", "composer": names[int(c)], "composer_class": names[int(c)], "offset": int(o),
+              "length": int(n)} for i, (o, n, c) in enumerate(zip(split.offsets, split.lengths, split.composers))]
+    for name in ("train", "validation"):
+        np.asarray(split.tokens, "<u2").tofile(folder / f"{name}.u16")
+        (folder / f"{name}.index.json").write_text(json.dumps(index), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory) -> Path:
+    """The tiny preset trained on two short pieces until it knows them."""
+    out = tmp_path_factory.mktemp("overfit")
+    cfg = tt.TrainConfig(**{**TINY, "steps": 150, "eval_every": 150, "lr": 3e-3, "augment": False})
+    tt.train(TWO, TWO, out, cfg, device="cpu")
+    return out
+
+
+def test_tiny_preset_overfits_two_pieces(overfit_run):
+    model, _ = tt.load_model(overfit_run)
+    windows = [tt.window(TWO, i, 0, 64, None) for i in range(2)]
+    assert tt.mean_nll(model, windows, torch.device("cpu")) < 0.3
+    log = [json.loads(line) for line in (overfit_run / "metrics.jsonl").read_text().splitlines()]
+    assert log[0]["kind"] == "train" and log[0]["train_loss"] > 3.0
+    assert log[-1]["kind"] == "val" and log[-1]["val_nll"] < 0.3
+
+
+def test_composer_token_changes_the_distribution(overfit_run):
+    """Both pieces open with START and the same velocity: only the composer token tells which note follows."""
+    model, _ = tt.load_model(overfit_run)
+    assert (TWO.piece(0)[:2] == TWO.piece(1)[:2]).all() and TWO.piece(0)[2] != TWO.piece(1)[2]
+    for i, j in ((0, 1), (1, 0)):
+        x = torch.tensor([[int(TWO.composers[i]), *TWO.piece(i)[:2]]])
+        probs = model(x)[0, -1].softmax(-1)
+        assert probs[int(TWO.piece(i)[2])] > 0.5 > 0.2 > probs[int(TWO.piece(j)[2])]
+
+
+def test_save_load_and_export_give_identical_logits(overfit_run, tmp_path):
+    model, ckpt = tt.load_model(overfit_run / "last.pt")
+    fresh = Transformer(model.config)
+    fresh.load_state_dict(ckpt["model"])
+    folder = tt.export_model(overfit_run / "best.pt", tmp_path / "shipped")
+    shipped, meta = tt.load_model(folder)
+    assert "optimizer" not in meta and (folder / "config.json").is_file() and (folder / "vocab.json").is_file()
+    x = torch.tensor([tt.window(TWO, 0, 0, 64, None)[:-1]])
+    best, _ = tt.load_model(overfit_run / "best.pt")
+    assert torch.equal(model(x), fresh.eval()(x))
+    assert torch.equal(best(x), shipped(x))
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    cfg = tt.TrainConfig(**{**TINY, "steps": 8, "eval_every": 4})
+    tt.train(TWO, TWO, tmp_path / "a", cfg, device="cpu")
+    tt.train(TWO, TWO, tmp_path / "b", cfg, device="cpu", stop_after=4)
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["step"] == 4
+    tt.train(TWO, TWO, tmp_path / "b", cfg, device="cpu", resume=True)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 8
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    curve = (tmp_path / "b" / "val.csv").read_text().splitlines()
+    assert curve[0].startswith("step,tokens_seen,wall_s,val_nll") and len(curve) == 3
+
+
+def test_kv_cache_logits_equal_the_full_forward_pass():
+    torch.manual_seed(0)
+    model = Transformer(preset_config("tiny", events.VOCAB_SIZE)).eval()
+    x = torch.randint(0, events.NUM_EVENTS, (3, 50))
+    full = model(x)
+    cache = KVCache(model.config, 3, model.config.max_seq_len, "cpu")
+    parts = [model(x[:, :20], cache), model(x[:, 20:21], cache), model(x[:, 21:], cache)]
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)
+    # greedy sampling takes the same path with and without the cache, across a context slide
+    kwargs = dict(max_new=model.config.max_seq_len + 20, top_k=1)
+    assert model.generate(x[:, :5], **kwargs) == model.generate(x[:, :5], use_cache=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    tt.train(TWO, TWO, out, tt.TrainConfig(**{**TINY, "steps": 2, "eval_every": 2}), device="cpu")
+    return out
+
+
+def generate(checkpoint: Path, **kwargs) -> list[bytes]:
+    from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions
+    from maestro_cli.stages.generate import GenerationRequest
+
+    request = GenerationRequest(**{"n": 2, "seconds": 2.0, "checkpoint": checkpoint, **kwargs})
+    return TransformerGenerator(TransformerOptions(device="cpu", threads=1)).generate(request)
+
+
+def test_same_seed_gives_byte_identical_midi(tiny_checkpoint):
+    first = generate(tiny_checkpoint, composer="Chopin", seed=7)
+    assert first == generate(tiny_checkpoint, composer="Chopin", seed=7)
+    assert first != generate(tiny_checkpoint, composer="Chopin", seed=8)
+    assert first[0] != first[1]  # the batch rows are different samples
+    for midi in first:
+        notes = events.midi_notes(midi)
+        assert len(notes) > 0 and notes["end_s"].max() <= 2.0 + 1.0
+
+
+def test_primer_is_continued(tiny_checkpoint, tmp_path):
+    primer = tmp_path / "primer.mid"
+    primer.write_bytes(events.decode_to_midi(scale_piece(60)))
+    out = generate(tiny_checkpoint, composer="Bach", primer=primer, n=1, seconds=1.0)
+    notes = events.midi_notes(out[0])
+    assert list(notes["pitch"][:12]) == list(range(60, 72))
+
+
+def test_ddp_two_gloo_processes(tmp_path):
+    """`torchrun --nproc_per_node 2` on CPU: both ranks train in lock step, rank 0 writes the run folder."""
+    cache = write_cache(tmp_path / "cache", TWO)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "maestro_cli", "train", "transformer",
+           "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu",
+           *[f"-o{k}={v}" for k, v in {**TINY, "eval_every": 3}.items()]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["log"][-1]["kind"] == "val"
+    assert proc.stderr.count("M params") == 1  # only rank 0 reports
+    assert proc.stdout.strip().endswith("best.pt")
+
+
+def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
+    result = run_maestro("generate", "--composer", "Zappa", "--checkpoint", str(tiny_checkpoint),
+                         "--out-dir", str(tmp_path))
+    assert result.code == 2 and "unknown composer 'Zappa'" in result.stderr and "Frédéric Chopin" in result.stderr
+    result = run_maestro("train", "transformer", "--data", str(tmp_path), "-o", "bogus=1")
+    assert result.code == 2 and "unknown option 'bogus'" in result.stderr and "batch_size" in result.stderr
+    result = run_maestro("generate", "--checkpoint", str(tmp_path / "nothing"), "--out-dir", str(tmp_path))
+    assert result.code == 1 and "no checkpoint" in result.stderr
+
+    import maestro_models
+    from maestro_cli.backends import transformer as backend
+    from maestro_cli.errors import MaestroError
+
+    monkeypatch.setattr(maestro_models, "MODELS_DIR", tmp_path)
+    with pytest.raises(MaestroError, match="no default generator model installed; pass --checkpoint"):
+        backend.default_checkpoint()
+
+
+def test_cli_generate_writes_midi_paths(tiny_checkpoint, tmp_path):
+    result = run_maestro("generate", "-c", "chopin", "-n", "2", "--seconds", "1", "--seed", "3",
+                         "--checkpoint", str(tiny_checkpoint), "--out-dir", str(tmp_path), "-o", "threads=1")
+    assert result.code == 0, result.stderr
+    paths = [Path(line) for line in result.stdout.splitlines()]
+    assert [p.name for p in paths] == ["chopin_seed3_00.mid", "chopin_seed3_01.mid"]
+    assert all(len(events.midi_notes(p.read_bytes())) > 0 for p in paths)
+
+
+def test_nll_of_a_piece_scores_every_event_once():
+    torch.manual_seed(0)
+    model = Transformer(preset_config("tiny", events.VOCAB_SIZE, max_seq_len=16)).eval()
+    piece = np.concatenate([scale_piece(50, 20)]).astype(np.int64)
+    total, count = tt.piece_nll(model, piece, events.composer_token("Chopin"), torch.device("cpu"))
+    assert count == len(piece) - 1  # every token after START, END included
+    # the first window's share equals a direct computation
+    x = torch.tensor([[events.composer_token("Chopin"), *piece[:15]]])
+    direct = torch.nn.functional.cross_entropy(model(x)[0, 1:], torch.tensor(piece[1:16]), reduction="sum")
+    short_total, short_count = tt.piece_nll(model, piece[:16], events.composer_token("Chopin"), torch.device("cpu"))
+    assert short_count == 15 and abs(short_total - direct.item()) < 1e-3
+    shuffled = tt.split_nll(model, TWO, shuffle_composer=True)
+    assert shuffled["events"] == int(TWO.lengths.sum()) - 2 and shuffled["perplexity"] > 1
