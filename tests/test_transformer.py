@@ -212,3 +212,20 @@ def test_nll_of_a_piece_scores_every_event_once():
     assert short_count == 15 and abs(short_total - direct.item()) < 1e-3
     shuffled = tt.split_nll(model, TWO, shuffle_composer=True)
     assert shuffled["events"] == int(TWO.lengths.sum()) - 2 and shuffled["perplexity"] > 1
+
+
+def test_cli_train_and_resume_keep_the_run_options(tmp_path):
+    cache = write_cache(tmp_path / "cache", TWO)
+    options = [f"-o{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]
+    first = run_maestro("train", "transformer", "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "2",
+                        "--device", "cpu", *options)
+    assert first.code == 0, first.stderr
+    assert first.stdout.strip() == str(tmp_path / "run" / "best.pt")
+    again = run_maestro("train", "transformer", "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "3",
+                        "--resume", "-o", "log_every=1")
+    assert again.code == 0, again.stderr
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["train_config"]["batch_size"] == 3 and ckpt["train_config"]["log_every"] == 1
+    assert ckpt["config"]["max_seq_len"] == 64 and ckpt["scheduler"] == {"cycle_start": 2, "total": 3}
+    missing = run_maestro("train", "transformer", "--data", str(cache), "--out", str(tmp_path / "none"), "--resume")
+    assert missing.code == 1 and "nothing to resume" in missing.stderr

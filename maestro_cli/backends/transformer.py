@@ -84,19 +84,26 @@ class TransformerGenerator:
         return pieces
 
     def train(self, request) -> Path:
-        """``maestro train transformer``: options validated against :class:`TrainConfig`."""
+        """``maestro train transformer``: options validated against :class:`TrainConfig`.
+
+        With ``--resume`` the run's stored options apply, overridden by those given again.
+        """
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import transformer_train as tt
         from maestro_cli.registry import parse_dataclass
 
         cfg = parse_dataclass(tt.TrainConfig, request.options, "transformer")
-        if request.steps is not None:
-            cfg.steps = request.steps
         if not Path(request.data).is_dir():
             raise MaestroError("dataset folder not found", request.data)
-        if cfg.init:
-            cfg.init = str(default_checkpoint() if cfg.init == "default" else Path(cfg.init))
         try:
+            if request.resume:
+                given = {item.split("=", 1)[0].strip().replace("-", "_") for item in request.options}
+                cfg = tt.TrainConfig(**{**tt.resume_config(Path(request.out)),
+                                        **{key: getattr(cfg, key) for key in given}})
+            if request.steps is not None:
+                cfg.steps = request.steps
+            if cfg.init:
+                cfg.init = str(default_checkpoint() if cfg.init == "default" else Path(cfg.init))
             train_split = tt.load_split(Path(request.data), "train")
             val_split = tt.load_split(Path(request.data), "validation")
             return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,

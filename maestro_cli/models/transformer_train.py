@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +193,16 @@ def load_model(path: Path, device="cpu") -> tuple[Transformer, dict]:
     model = Transformer(TransformerConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
+
+
+def resume_config(out: Path) -> dict:
+    """The training options stored in ``out/last.pt`` (a FileNotFoundError if there is none)."""
+    path = Path(out) / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+    known = {f.name for f in fields(TrainConfig)}
+    stored = torch.load(path, map_location="cpu", weights_only=True).get("train_config", {})
+    return {key: value for key, value in stored.items() if key in known}
 
 
 def export_model(checkpoint: Path, folder: Path) -> Path:

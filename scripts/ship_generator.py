@@ -1,0 +1,152 @@
+"""Ship a generator run as the default model: weights + config + vocabulary + MODEL_CARD.md under models/<name>/.
+
+Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL per event on whole pieces
+(a seeded subset of ``--test-pieces`` pieces, or all with 0) with the true composer token and with a
+shuffled one (each piece gets another composer of the split), and writes the model card from the run's
+validation curve. Run from the repository root:
+
+    .venv/bin/python scripts/ship_generator.py --run /work/runs/generator --data ../shared/data/maestro-v2.0.0-midi \
+        --command "$(cat /work/runs/generator.cmd)" --hardware "2 shared CPU cores"
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from maestro_cli import events
+from maestro_cli.models import transformer_train as tt
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def curve_rows(run: Path, every: int) -> list[dict]:
+    with open(run / "val.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [row for i, row in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--name", default="maestro-transformer")
+    parser.add_argument("--test-pieces", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--command", required=True, help="the exact training command(s)")
+    parser.add_argument("--hardware", default=f"{platform.machine()} CPU")
+    parser.add_argument("--curve-every", type=int, default=1, help="keep every Nth validation row in the card")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
+    model, ckpt = tt.load_model(folder)
+    test = tt.load_split(args.data, "test")
+    pieces = None if args.test_pieces == 0 else args.test_pieces
+    started = time.time()
+    true = tt.split_nll(model, test, shuffle_composer=False, max_pieces=pieces)
+    shuffled = tt.split_nll(model, test, shuffle_composer=True, max_pieces=pieces)
+    print(f"test NLL {true['nll_per_event']:.4f} (shuffled composer {shuffled['nll_per_event']:.4f}), "
+          f"{true['pieces']} pieces, {true['events']:,} events, {time.time() - started:.0f} s", file=sys.stderr)
+    train = tt.load_split(args.data, "train")
+    counts: dict[int, int] = {}
+    for token in train.composers.tolist():
+        counts[token] = counts.get(token, 0) + 1
+    names = dict(zip(range(events.COMPOSER, events.VOCAB_SIZE), events.COMPOSER_NAMES))
+    metrics = {"step": ckpt["step"], "tokens_seen": ckpt["tokens_seen"], "wall_s": ckpt["wall_s"],
+               "params": model.num_params(), "val_nll_windows": ckpt["best_val"],
+               "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": args.test_pieces}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    write_card(folder, args, ckpt, model, true, shuffled, counts, names, len(train.tokens))
+    print(folder)
+
+
+def write_card(folder, args, ckpt, model, true, shuffled, counts, names, train_tokens) -> None:
+    cfg = ckpt["config"]
+    opts = ckpt.get("train_config", {})
+    rows = curve_rows(args.run, args.curve_every)
+    subset = ("all 177 pieces" if not args.test_pieces else
+              f"a seeded random subset of {true['pieces']} of the 177 pieces ({true['events']:,} events)")
+    lines = [
+        f"# {args.name}: the default `maestro generate` model",
+        "",
+        "A decoder-only Transformer over Performance-RNN events (388 events + PAD/START/END + 22 composer",
+        "tokens), composer-conditioned, trained with this repository's own `maestro train transformer`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | {cfg['n_layer']} layers x {cfg['d_model']} (heads {cfg['n_head']}, FF {cfg['d_ff']}), "
+        f"pre-norm, RoPE, tied embeddings, context {cfg['max_seq_len']}, dropout {cfg['dropout']} |",
+        f"| parameters | {model.num_params():,} |",
+        "| data | MAESTRO v2.0.0 MIDI files with the **v3 metadata split**: trained on `train` (962 pieces, "
+        f"{train_tokens / 1e6:.1f} M tokens), selected on `validation`, reported on `test` |",
+        f"| steps | {ckpt['step']:,} (batch {opts.get('batch_size')} x {cfg['max_seq_len']} tokens) |",
+        f"| tokens seen | {ckpt['tokens_seen']:,} ({ckpt['tokens_seen'] / train_tokens:.2f} epochs) |",
+        f"| wall time | {ckpt['wall_s'] / 3600:.2f} h (validation included) |",
+        f"| hardware | {args.hardware} |",
+        f"| validation NLL | **{ckpt['best_val']:.3f}** nats/event ({opts.get('eval_windows')} fixed windows of "
+        f"{cfg['max_seq_len']} events) |",
+        f"| test NLL | **{true['nll_per_event']:.3f}** nats/event, perplexity {true['perplexity']:.1f} "
+        f"(whole pieces, sliding windows of {cfg['max_seq_len']} with stride {cfg['max_seq_len'] // 2}; "
+        f"{subset}) |",
+        f"| composer conditioning | test NLL with the true composer token {true['nll_per_event']:.4f} vs. "
+        f"a shuffled one {shuffled['nll_per_event']:.4f} (difference "
+        f"{shuffled['nll_per_event'] - true['nll_per_event']:+.4f}; same pieces) |",
+        "| license | weights derived from MAESTRO, which is CC BY-NC-SA 4.0: non-commercial use, share alike, "
+        "attribution to Hawthorne et al. 2019 |",
+        "",
+        "Music Transformer reports about 1.8 nats/event on MAESTRO after long GPU training; this model is a",
+        "small CPU-trained first step (see the curve and the limits below).",
+        "",
+        "## Training command",
+        "```",
+        args.command.strip(),
+        "```",
+        "Options as stored in the checkpoint: " + ", ".join(f"`{k}={v}`" for k, v in opts.items()) + ".",
+        "",
+        "## Validation NLL over time",
+        "| step | tokens seen | wall time (min) | val NLL (nats/event) | train loss |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(f"| {int(row['step']):,} | {int(row['tokens_seen']):,} | {float(row['wall_s']) / 60:.1f} | "
+                     f"{float(row['val_nll']):.3f} | {row['train_loss'] or '-'} |")
+    lines += [
+        "",
+        "## Composers",
+        "Use `maestro generate --composer NAME` (matched case- and accent-insensitively by substring). Pieces "
+        "in the train split per composer token:",
+        "",
+        "| composer | train pieces |",
+        "|---|---:|",
+    ]
+    for token, name in names.items():
+        lines.append(f"| {name} | {counts.get(token, 0)} |")
+    lines += [
+        "",
+        "## Files",
+        "`model.pt` (weights and metadata: config, tokenizer vocabulary, step, tokens seen, training log; no "
+        "optimizer state; loads with `torch.load(..., weights_only=True)`), `config.json`, `vocab.json`, "
+        "`metrics.json` (the numbers above).",
+        "",
+        "## Known limits",
+        "- Trained for a short CPU budget: far from converged (the validation NLL was still falling); expect "
+        "wrong notes, drifting tempo and little long-range structure.",
+        f"- Context of {cfg['max_seq_len']} events (about {cfg['max_seq_len'] / 40:.0f} s of music); longer "
+        "pieces are generated with a sliding window, so nothing beyond the window is remembered.",
+        "- Composers with few pieces share the `unknown` token; conditioning on rare composers is weak.",
+        "- Solo piano only, Performance-RNN resolution (10 ms, 32 velocity bins); sustain pedal is folded into "
+        "note durations, so outputs carry no pedal events.",
+    ]
+    (folder / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
