@@ -183,15 +183,12 @@ class Transformer(nn.Module):
         cache = KVCache(self.config, B, limit, device) if use_cache else None
         pending = seq  # tokens not yet seen by the model
         for _ in range(max_new):
-            if cache is not None:
-                if cache.length + pending.size(1) > limit:  # slide: re-encode composer + recent context
-                    seq = torch.cat([seq[:, :keep], seq[:, -(limit // 2 - keep):]], dim=1)
-                    cache.length, pending = 0, seq
-                logits = self(pending, cache)[:, -1]
-            else:
-                if seq.size(1) > limit:
-                    seq = torch.cat([seq[:, :keep], seq[:, -(limit - keep):]], dim=1)
-                logits = self(seq)[:, -1]
+            if seq.size(1) > limit:  # slide: keep the composer token and the most recent half context
+                seq = torch.cat([seq[:, :keep], seq[:, -(limit // 2 - keep):]], dim=1)
+                pending = seq
+                if cache is not None:
+                    cache.length = 0
+            logits = self(pending, cache)[:, -1] if cache is not None else self(seq)[:, -1]
             nxt = sample(logits, temperature, top_k, top_p, generator, banned)
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             pending = nxt[:, None]
