@@ -50,6 +50,8 @@ class TransformerGenerator:
             torch.set_num_threads(self.options.threads)
         try:
             model, ckpt = load_model(path, pick_device(self.options.device))
+        except ValueError as exc:
+            raise MaestroError(str(exc)) from None
         except FileNotFoundError as exc:
             raise MaestroError(str(exc), path) from None
         except (RuntimeError, KeyError, TypeError) as exc:

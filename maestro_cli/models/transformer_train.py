@@ -149,10 +149,15 @@ def lr_at(step: int, cfg: TrainConfig, cycle_start: int, total: int) -> float:
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``; a ValueError if unavailable."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device '{name}'; expected auto, cpu, cuda or mps")
+    if (name == "cuda" and not torch.cuda.is_available()) or (name == "mps" and not torch.backends.mps.is_available()):
+        raise ValueError(f"device '{name}' is not available on this machine")
     return torch.device(name)
 
 
