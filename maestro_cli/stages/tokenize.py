@@ -20,6 +20,7 @@ class Tokenizer(Protocol):
     """Turns MIDI into integer token sequences and back."""
 
     name: str
+    version: str  # with ``vocab``, identifies the vocabulary in token files and caches
     vocab: dict[str, int]
 
     def encode(self, midi: Path, composer: str | None = None) -> Any:
