@@ -86,30 +86,32 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
     resampler = None
     if info.sample_rate != sample_rate:
         resampler = soxr.ResampleStream(info.sample_rate, sample_rate, channels, dtype="float32", quality="HQ")
-    pieces: list[np.ndarray] = []
+    expected = -(-info.frames * sample_rate // info.sample_rate) + 64  # the output length, plus slack
+    audio = np.empty((expected, channels), dtype=np.float32)  # filled in place: peak memory ~ the result
+    filled = 0
     try:
         with soundfile.SoundFile(str(path)) as source:
             while True:
                 block = source.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
                 last = len(block) < _BLOCK_FRAMES
                 if mono:
-                    block = block.mean(axis=1, dtype=np.float32)
+                    block = block.mean(axis=1, keepdims=True, dtype=np.float32)
                 if resampler is not None:
-                    block = resampler.resample_chunk(block, last=last)
-                if len(block):
-                    pieces.append(np.ascontiguousarray(block, dtype=np.float32))
+                    block = resampler.resample_chunk(block, last=last).reshape(-1, channels)
+                if filled + len(block) > len(audio):
+                    audio = np.concatenate([audio[:filled], np.empty((len(block) + expected // 8, channels),
+                                                                     dtype=np.float32)])
+                audio[filled:filled + len(block)] = block
+                filled += len(block)
                 if last:
                     break
     except (RuntimeError, soundfile.SoundFileError) as exc:
         raise MaestroError(f"corrupt audio data ({exc})", path) from None
-    if not pieces:
+    if not filled:
         raise MaestroError("audio file holds no samples (zero length)", path)
-    audio = np.concatenate(pieces)
-    del pieces
-    if not mono:
-        audio = np.ascontiguousarray(audio.T)
-    if not np.isfinite(audio).all():
+    audio = audio[:filled, 0] if mono else np.ascontiguousarray(audio[:filled].T)
+    if not np.isfinite(np.sum(audio, dtype=np.float64)):  # no temporary copies of a long recording
         raise MaestroError("audio holds NaN or infinite samples", path)
-    if not allow_silent and float(np.abs(audio).max()) <= SILENCE_PEAK:
+    if not allow_silent and max(float(audio.max()), -float(audio.min())) <= SILENCE_PEAK:
         raise MaestroError("audio is silent (peak at or below -80 dBFS)", path)
     return audio

@@ -73,3 +73,12 @@ def test_silence_is_an_error_unless_allowed(tmp_path):
     soundfile.write(zero, np.zeros((0, 1)), 16000)
     with pytest.raises(MaestroError, match="zero length"):
         load_audio(zero, 16000)
+
+
+def test_invalid_samples_are_an_error(tmp_path):
+    audio = tone(16000)
+    audio[100] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, audio, 16000, subtype="FLOAT")
+    with pytest.raises(MaestroError, match="NaN or infinite"):
+        load_audio(path, 16000)
