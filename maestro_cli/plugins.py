@@ -20,6 +20,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "maestro_cli.backends.generation_metrics",
     "maestro_cli.backends.maestro_dataset",
     "maestro_cli.backends.miditok_tokenizer",
+    "maestro_cli.backends.onsets_frames",
     "maestro_cli.backends.performance_tokenizer",
     "maestro_cli.backends.soundfont",
     "maestro_cli.backends.transcription_metrics",

@@ -1,0 +1,128 @@
+"""The built-in ``onsets-frames`` transcriber: inference and training (torch imported lazily)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from maestro_cli.hookspecs import hookimpl
+
+#: Folder under ``maestro_models`` (the repository's ``models/``) holding the shipped checkpoint.
+DEFAULT_MODEL = "maestro-onsets-frames"
+
+
+@dataclass
+class OnsetsFramesOptions:
+    checkpoint: str | None = None  # a model folder or .pt (default: the shipped model)
+    onset_threshold: float | None = None  # default: the checkpoint's
+    frame_threshold: float | None = None
+    min_frames: int | None = None
+    chunk_seconds: float = 20.0
+    overlap_seconds: float = 3.0
+    threads: int = 2  # torch CPU threads (0: torch's default)
+
+
+def default_checkpoint() -> Path:
+    """The shipped model's ``model.pt``; a clear error when none is installed."""
+    from maestro_cli.errors import MaestroError
+    from maestro_models import MODELS_DIR
+
+    path = MODELS_DIR / DEFAULT_MODEL / "model.pt"
+    if not path.is_file():
+        raise MaestroError("no onsets-frames model installed; pass -o checkpoint=PATH", path.parent)
+    return path
+
+
+class OnsetsFramesTranscriber:
+    """Transcribes with a checkpoint (the shipped model by default); trains new ones."""
+
+    def __init__(self, options: OnsetsFramesOptions | None = None):
+        self.options = options or OnsetsFramesOptions()
+        self._model = None
+
+    def model(self):
+        """The model, loaded once, with the thresholds of the options applied."""
+        if self._model is None:
+            import dataclasses
+            import pickle
+
+            import torch
+
+            from maestro_cli.errors import MaestroError
+            from maestro_cli.models.onsets_frames import load_model
+            from maestro_cli.models.onsets_frames_train import find_checkpoint
+
+            if self.options.threads > 0:
+                torch.set_num_threads(self.options.threads)
+            path = Path(self.options.checkpoint) if self.options.checkpoint else default_checkpoint()
+            try:
+                model = load_model(find_checkpoint(path))
+            except FileNotFoundError as exc:
+                raise MaestroError(str(exc), path) from None
+            except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+                raise MaestroError(f"not an onsets-frames checkpoint ({type(exc).__name__}: {exc})", path) from None
+            overrides = {name: getattr(self.options, name) for name in ("onset_threshold", "frame_threshold",
+                                                                        "min_frames")
+                         if getattr(self.options, name) is not None}
+            model.config = dataclasses.replace(model.config, **overrides)
+            self._model = model
+        return self._model
+
+    def transcribe_notes(self, audio: Path):
+        """The note list ``(n, 4)`` (onset_s, offset_s, pitch, velocity) of a recording."""
+        from maestro_cli.audio import load_audio
+        from maestro_cli.models.onsets_frames import SAMPLE_RATE, transcribe_array
+
+        samples = load_audio(audio, SAMPLE_RATE, mono=True)
+        return transcribe_array(self.model(), samples, chunk_seconds=self.options.chunk_seconds,
+                                overlap_seconds=self.options.overlap_seconds)
+
+    def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
+        from maestro_cli.cliutil import atomic_output
+        from maestro_cli.notes import write_midi, write_notes_csv
+
+        notes = self.transcribe_notes(audio)
+        write_midi(notes, out_midi)
+        if notes_csv is not None:
+            with atomic_output(notes_csv) as tmp:
+                write_notes_csv(notes, tmp)
+
+    def train(self, request) -> Path:
+        """``maestro train onsets-frames``: options validated against ``TrainConfig``."""
+        from maestro_cli.cliutil import console, progress
+        from maestro_cli.errors import MaestroError
+        from maestro_cli.models import onsets_frames_train as oft
+        from maestro_cli.registry import parse_dataclass
+        from maestro_cli.transcription_data import DataConfig, build
+
+        cfg = parse_dataclass(oft.TrainConfig, request.options, "onsets-frames")
+        if request.steps is not None:
+            cfg.steps = request.steps
+        if not Path(request.data).is_dir():
+            raise MaestroError("dataset folder not found", request.data)
+        cache = Path(cfg.cache) if cfg.cache else Path(request.out) / "data"
+        data_config = DataConfig(excerpt_seconds=cfg.excerpt_seconds, excerpts_per_piece=cfg.excerpts_per_piece,
+                                 validation_pieces=cfg.validation_pieces, max_pieces=cfg.max_pieces, seed=cfg.seed)
+        with progress() as bar:
+            task = bar.add_task("excerpts", total=None)
+            build(Path(request.data), cache, data_config, cfg.synthesize,
+                  on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        train_data, val_data = oft.load_excerpts(cache, "train"), oft.load_excerpts(cache, "validation")
+        if not len(train_data):
+            raise MaestroError("no training excerpts could be made", cache)
+        console.print(f"data cache {cache}: {len(train_data)} train, {len(val_data)} validation excerpts",
+                      markup=False, highlight=False)
+        try:
+            return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume,
+                             device=request.device)
+        except FileNotFoundError as exc:
+            raise MaestroError(str(exc), request.out) from None
+        except ValueError as exc:
+            raise MaestroError(str(exc)) from None
+
+
+@hookimpl
+def register_transcribers(register):
+    register("onsets-frames", OnsetsFramesTranscriber, options=OnsetsFramesOptions, aliases=("onsets-and-frames",),
+             priority=5, description="Onsets and Frames (Hawthorne et al. 2018/2019) on a log-mel front end; "
+                                     "overlapping chunks for long recordings; trainable on rendered MIDI")

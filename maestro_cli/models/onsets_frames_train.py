@@ -1,0 +1,303 @@
+"""Training loop, validation note F1 and checkpoints for :mod:`maestro_cli.models.onsets_frames` (plain PyTorch).
+
+Data are cached excerpts (:mod:`maestro_cli.transcription_data`): log-mel float16 plus note lists, held in
+memory; a training example is a random crop of ``seq_frames`` frames of a random excerpt, with its onset,
+offset, frame and velocity targets built from the notes. Validation decodes whole validation excerpts and
+scores them with mir_eval (note F1, onset within 50 ms); the best checkpoint is the one with the highest note F1.
+Checkpoints are plain dicts written to a temp file and renamed; ``--resume`` restores model, optimizer, step
+and every RNG. Under ``torchrun`` the loop runs data-parallel (DDP; gloo on CPU, nccl on CUDA) and rank 0
+validates, logs and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maestro_cli.models.onsets_frames import (PRESETS, OnsetsFrames, OnsetsFramesConfig, checkpoint_dict,
+                                              config_from_dict, decode_notes, labels_from_notes, loss_fn)
+
+
+@dataclass
+class TrainConfig:
+    """``-o key=value`` options of ``maestro train onsets-frames``."""
+
+    preset: str = "cpu"
+    conv_channels: int | None = None
+    fc_size: int | None = None
+    lstm_size: int | None = None
+    batch_size: int = 8
+    seq_frames: int = 256  # about 8.2 s at 31.25 frames/s
+    steps: int = 50000
+    lr: float = 6e-4
+    lr_decay: float = 0.98  # multiplied in every lr_decay_steps (the paper's schedule)
+    lr_decay_steps: int = 1000
+    warmup: int = 100
+    grad_clip: float = 3.0
+    eval_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    threads: int = 1  # torch CPU threads per process (0: torch's default)
+    max_minutes: float | None = None  # stop cleanly (and save) after this much wall time in this invocation
+    init: str | None = None  # start from these weights (a model folder or .pt) instead of random
+    # data
+    synthesize: bool = False  # render the MIDI with soundfonts instead of reading recordings
+    cache: str | None = None  # excerpt cache folder (default: <out>/data)
+    excerpt_seconds: float = 15.0
+    excerpts_per_piece: int = 6
+    validation_pieces: int = 16
+    max_pieces: int = 0  # 0: every train-split piece
+
+
+@dataclass
+class Excerpts:
+    """Cached excerpts of one split, in memory."""
+
+    mels: list[np.ndarray]
+    notes: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.mels)
+
+
+def model_config(cfg: TrainConfig) -> OnsetsFramesConfig:
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"unknown preset '{cfg.preset}'; choose one of {', '.join(PRESETS)}")
+    overrides = {f: getattr(cfg, f) for f in ("conv_channels", "fc_size", "lstm_size") if getattr(cfg, f) is not None}
+    return replace(PRESETS[cfg.preset], **overrides)
+
+
+def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.random.Generator
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``batch_size`` random crops: log-mel (B, T, M) and targets (B, T, 88)."""
+    mels, labels = [], {name: [] for name in OnsetsFrames.HEADS}
+    for i in rng.integers(len(data), size=cfg.batch_size):
+        mel, notes = data.mels[i], data.notes[i]
+        start = int(rng.integers(0, max(len(mel) - cfg.seq_frames, 0) + 1))
+        crop = np.zeros((cfg.seq_frames, mel.shape[1]), np.float32)
+        piece = mel[start:start + cfg.seq_frames]
+        crop[:len(piece)] = piece
+        crop[len(piece):] = np.log(1e-5)
+        shifted = notes.copy()
+        shifted[:, :2] -= start / frame_rate
+        for name, value in labels_from_notes(shifted, cfg.seq_frames, frame_rate).items():
+            labels[name].append(value)
+        mels.append(crop)
+    return torch.from_numpy(np.stack(mels)), {k: torch.from_numpy(np.stack(v)) for k, v in labels.items()}
+
+
+@torch.no_grad()
+def validate(model: OnsetsFrames, data: Excerpts, device: torch.device) -> dict[str, float]:
+    """Mean note / +offset / +velocity F1 (mir_eval) and loss over whole validation excerpts."""
+    from maestro_cli.transcription_metrics import evaluate_notes
+
+    model.eval()
+    config = model.config
+    rows, losses = [], []
+    for mel, notes in zip(data.mels, data.notes):
+        x = torch.from_numpy(mel.astype(np.float32))[None].to(device)
+        logits = model(x)
+        target = {k: torch.from_numpy(v)[None].to(device)
+                  for k, v in labels_from_notes(notes, len(mel), config.frame_rate).items()}
+        losses.append(float(loss_fn(logits, target)["total"]))
+        probs = {k: torch.sigmoid(v)[0].cpu().numpy() for k, v in logits.items()}
+        est = decode_notes(probs["onset"], probs["frame"], probs["velocity"], config)
+        ref = notes[notes[:, 0] >= 0].astype(np.float64)
+        rows.append(evaluate_notes(ref, est))
+    model.train()
+    keys = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
+    out = {key: float(np.mean([row[key] for row in rows])) if rows else 0.0 for key in keys}
+    out["loss"] = float(np.mean(losses)) if losses else 0.0
+    return out
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then ``lr * lr_decay ** (step / lr_decay_steps)``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A ``.pt`` file, or the first of model.pt / best.pt / last.pt in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("model.pt", "best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no model.pt, best.pt or last.pt in {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return path
+
+
+def _log(out: Path, entry: dict) -> None:
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig, *, resume: bool = False,
+          device: str = "auto") -> Path:
+    """Train (or resume) in run folder ``out``; returns the path of the best checkpoint."""
+    from maestro_cli.cliutil import console
+
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    dev = pick_device(device)
+    if ddp:
+        import torch.distributed as dist
+
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state = None
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        mconf = config_from_dict(state["config"])
+    else:
+        mconf = model_config(cfg)
+    torch.manual_seed(cfg.seed + rank)
+    model = OnsetsFrames(mconf)
+    if state is None and cfg.init:
+        init = torch.load(find_checkpoint(Path(cfg.init)), map_location="cpu", weights_only=True)
+        model = OnsetsFrames(mconf := config_from_dict(init["config"]))
+        model.load_state_dict(init["model"])
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed + rank)
+    step, wall, best_f1, log = 0, 0.0, -1.0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, wall, best_f1, log = state["step"], state["wall_s"], state["best_f1"], list(state["log"])
+        if main:
+            rng.bit_generator.state = json.loads(state["rng"]["numpy"])
+            torch.set_rng_state(state["rng"]["torch"])
+    net = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    n_params = sum(p.numel() for p in model.parameters())
+    if main:
+        console.print(f"onsets-frames: {n_params / 1e6:.2f} M params, {len(train_data)} train / {len(val_data)} "
+                      f"validation excerpts, device {dev}, run folder {out}", markup=False, highlight=False)
+
+    def checkpoint(scores: dict | None) -> None:
+        nonlocal best_f1
+        payload = checkpoint_dict(model, step=step, wall_s=wall, best_f1=best_f1, optimizer=optimizer.state_dict(),
+                                  train_config=asdict(cfg), params=n_params, log=log,
+                                  rng={"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()})
+        if scores is not None and scores["note_f1"] > best_f1:
+            best_f1 = payload["best_f1"] = scores["note_f1"]
+            save_atomic(payload, best_path)
+        save_atomic(payload, last_path)
+
+    def evaluate() -> None:
+        scores = validate(model, val_data, dev) if len(val_data) else {"note_f1": 0.0}
+        entry = {"kind": "val", "step": step, "wall_s": round(wall, 1), **{k: round(v, 4) for k, v in scores.items()},
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        log.append(entry)
+        _log(out, entry)
+        checkpoint(scores)
+        console.print(f"step {step}: validation note F1 {scores['note_f1']:.3f} (best {best_f1:.3f}), "
+                      + " ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != "note_f1")
+                      + f", {wall / 60:.1f} min", markup=False, highlight=False)
+
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)) if main and not ddp else None
+    model.train()
+    invoked = began = time.time()
+    loss_ema, evaluated = None, step
+    live = main and console.is_terminal
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[info]}"), console=console, disable=not live)
+    task = bar.add_task("train", total=cfg.steps, completed=step, info="")
+    try:
+        with bar:
+            while step < cfg.steps and not stop["now"]:
+                lr = lr_at(step, cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                mel, labels = random_batch(train_data, cfg, mconf.frame_rate, rng)
+                losses = loss_fn(net(mel.to(dev)), {k: v.to(dev) for k, v in labels.items()})
+                optimizer.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                now = time.time()
+                wall, began = wall + now - began, now
+                value = losses["total"].item()
+                loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
+                if main and step % cfg.log_every == 0:
+                    entry = {"kind": "train", "step": step, "wall_s": round(wall, 1), "loss": round(loss_ema, 4),
+                             "lr": lr, **{k: round(v.item(), 4) for k, v in losses.items() if k != "total"}}
+                    log.append(entry)
+                    _log(out, entry)
+                    info = f"loss {loss_ema:.3f} lr {lr:.1e}"
+                    bar.update(task, completed=step, info=info)
+                    if not live:
+                        print(f"step {step}/{cfg.steps} {info} {wall / step:.2f} s/step", file=sys.stderr, flush=True)
+                if main and step % cfg.eval_every == 0:
+                    evaluate()
+                    evaluated = step
+                if cfg.max_minutes is not None and now - invoked >= cfg.max_minutes * 60:
+                    stop["now"] = True
+        if main and evaluated != step:
+            evaluate()
+    except KeyboardInterrupt:
+        if main:
+            checkpoint(None)
+            console.print(f"interrupted at step {step}; saved {last_path}", markup=False)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if ddp:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return best_path if best_path.is_file() else last_path
+
+
+def load_excerpts(cache: Path, split: str) -> Excerpts:
+    from maestro_cli.transcription_data import load_split
+
+    mels, notes = [], []
+    for mel, note_list in load_split(cache, split):
+        mels.append(mel)
+        notes.append(note_list)
+    return Excerpts(mels, notes)
