@@ -131,11 +131,12 @@ class BasicPitchTranscriber:
         if len(acts["note"]) < 3:
             return []
         o = self.options
-        events = output_to_notes_polyphonic(
-            acts["note"], acts["onset"], onset_thresh=o.onset_threshold, frame_thresh=o.frame_threshold,
-            min_note_len=int(np.round(o.minimum_note_length_ms / 1000 * (_SAMPLE_RATE / _FFT_HOP))),
-            infer_onsets=True, max_freq=o.maximum_frequency, min_freq=o.minimum_frequency,
-            melodia_trick=o.melodia_trick)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a silent segment normalises by zero: no notes
+            events = output_to_notes_polyphonic(
+                acts["note"], acts["onset"], onset_thresh=o.onset_threshold, frame_thresh=o.frame_threshold,
+                min_note_len=int(np.round(o.minimum_note_length_ms / 1000 * (_SAMPLE_RATE / _FFT_HOP))),
+                infer_onsets=True, max_freq=o.maximum_frequency, min_freq=o.minimum_frequency,
+                melodia_trick=o.melodia_trick)
         if o.pitch_bends:
             events = get_pitch_bends(acts["contour"], events)
         else:
