@@ -238,3 +238,28 @@ def test_random_batch_targets_follow_the_crop(clip):
     mel, labels = oft.random_batch(data, cfg, FPS, np.random.default_rng(0))
     assert mel.shape == (4, 100, CONFIG.n_mels) and labels["onset"].shape == (4, 100, of.N_KEYS)
     assert labels["onset"].sum() > 0 and bool((labels["frame"] >= labels["onset"]).all())
+
+
+def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestro_root, tmp_path):
+    from tests.helpers import run_maestro
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    first = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(out), "--steps", "2",
+                        "-o", "synthesize=true", "-o", f"cache={cache}", "-o", "preset=tiny", "-o", "max_pieces=2",
+                        "-o", "excerpts_per_piece=1", "-o", "validation_pieces=1", "-o", "batch_size=2",
+                        "-o", "seq_frames=64", "-o", "excerpt_seconds=4")
+    assert first.code == 0, first.stderr
+    assert first.stdout.strip() == str(out / "best.pt")
+    assert len(list((cache / "train").glob("*.npz"))) == 2 and len(list((cache / "validation").glob("*.npz"))) == 1
+    with np.load(next((cache / "train").glob("*.npz"))) as excerpt:
+        assert excerpt["mel"].dtype == np.float16 and excerpt["mel"].shape == (of.n_frames(4 * 16000, CONFIG), 229)
+        assert len(excerpt["notes"]) > 0 and excerpt["notes"][:, 1].max() <= 4.0
+    again = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(out), "--steps", "3",
+                        "--resume")
+    assert again.code == 0, again.stderr
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 3 and state["train_config"]["preset"] == "tiny"
+    assert state["train_config"]["cache"] == str(cache) and not (out / "data").exists()
+    bad = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(tmp_path / "x"),
+                      "-o", "presett=tiny")
+    assert bad.code == 2 and "unknown option 'presett'" in bad.stderr

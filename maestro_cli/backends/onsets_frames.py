@@ -95,7 +95,12 @@ class OnsetsFramesTranscriber:
         from maestro_cli.registry import parse_dataclass
         from maestro_cli.transcription_data import DataConfig, build
 
-        cfg = parse_dataclass(oft.TrainConfig, request.options, "onsets-frames")
+        options: list[str] | dict = request.options
+        if request.resume and (Path(request.out) / "last.pt").is_file():  # the run's options, then the given ones
+            options = {**oft.stored_train_config(Path(request.out) / "last.pt"),
+                       **{key.strip().replace("-", "_"): value.strip() for key, value in
+                          (item.split("=", 1) for item in request.options if "=" in item)}}
+        cfg = parse_dataclass(oft.TrainConfig, options, "onsets-frames")
         if request.steps is not None:
             cfg.steps = request.steps
         if not Path(request.data).is_dir():

@@ -293,6 +293,13 @@ def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig,
     return best_path if best_path.is_file() else last_path
 
 
+def stored_train_config(path: Path) -> dict:
+    """The ``-o`` options a checkpoint was trained with (fields this version does not know are dropped)."""
+    stored = torch.load(path, map_location="cpu", weights_only=True).get("train_config", {})
+    known = TrainConfig.__dataclass_fields__
+    return {key: value for key, value in stored.items() if key in known}
+
+
 def load_excerpts(cache: Path, split: str) -> Excerpts:
     from maestro_cli.transcription_data import load_split
 
