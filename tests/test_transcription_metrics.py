@@ -143,6 +143,9 @@ def test_cli_single_pair_json_and_plot(tmp_path):
     row = json.loads(result.stdout)
     assert row["note_recall"] == 0.75 and row["note_precision"] == 1.0 and row["n_ref"] == 4
     assert (tmp_path / "roll.png").read_bytes()[:4] == b"\x89PNG"
+    again = run_maestro("evaluate", "transcription", "--ref", str(ref), "--est", str(est), "--plot",
+                        str(tmp_path / "roll.png"))
+    assert again.code == 1 and "roll.png: output exists; use --overwrite" in again.stderr and not again.stdout
 
 
 def test_cli_batch_matches_stems_and_prints_mean(tmp_path):

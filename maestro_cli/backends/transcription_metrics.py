@@ -11,9 +11,13 @@ from maestro_cli.hookspecs import hookimpl
 class TranscriptionMetrics:
     """Scores estimated transcriptions against references (MIDI with pedal applied, or note CSV/TSV)."""
 
-    def evaluate(self, ref: Path, est: Path, plot: Path | None = None, as_json: bool = False) -> list[dict]:
+    def evaluate(self, ref: Path, est: Path, plot: Path | None = None, as_json: bool = False,
+                 overwrite: bool = False) -> list[dict]:
         """Print one row per pair (and the mean in batch mode); return the rows."""
         from maestro_cli import transcription_metrics as tm
+
+        if plot is not None and plot.exists() and not overwrite:
+            raise MaestroError("output exists; use --overwrite to replace it", plot)
 
         for path in (ref, est):
             if not path.exists():

@@ -19,10 +19,12 @@ def transcription(
     ref: Path = typer.Option(..., "--ref", help="Reference MIDI or note CSV/TSV (or a folder for batch mode)."),
     est: Path = typer.Option(..., "--est", help="Estimated MIDI (or a folder with matching stems)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a piano-roll comparison PNG."),
+    overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
     """Note P/R/F1 (onset 50 ms), with offsets, with offsets and velocity, and frame F1 (mir_eval)."""
-    get_backend("metric", "transcription").create([]).evaluate(ref=ref, est=est, plot=plot, as_json=as_json)
+    get_backend("metric", "transcription").create([]).evaluate(ref=ref, est=est, plot=plot, as_json=as_json,
+                                                               overwrite=overwrite)
 
 
 @app.command("alignment")
