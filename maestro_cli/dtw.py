@@ -24,6 +24,7 @@ from maestro_cli.sync_features import Features, _unit_rows
 #: Keep the coarse full matrix under this many cells (about 50 MB of working memory).
 MAX_COARSE_CELLS = 4_000_000
 RADIUS = 2
+COARSE_ONSETS = True
 WEIGHTS = (1.0, 1.0, 1.0)  # horizontal (performance advances), vertical (score advances), diagonal
 _kernel = None
 
@@ -148,6 +149,16 @@ def _downsample(x: np.ndarray, factor: int) -> np.ndarray:
     return _unit_rows(smooth[::factor], threshold=1e-3, fill=1.0 / np.sqrt(x.shape[1]))
 
 
+def _downsample_onsets(x: np.ndarray, factor: int) -> np.ndarray:
+    """Onset density per pitch class at a coarser rate: moving sum, every ``factor``-th frame, unit rows."""
+    if factor == 1:
+        return x
+    window = 2 * factor + 1
+    padded = np.pad(x, ((factor, factor), (0, 0)))
+    csum = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), padded]), axis=0)
+    return _unit_rows((csum[window:] - csum[:-window])[::factor], threshold=1e-3)
+
+
 def _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit, end_from):
     kernel = _compile()
     wh, wv, wd = WEIGHTS
@@ -194,17 +205,19 @@ def align_features(score: Features, performance: Features, alpha: float = 0.5, o
     levels += [level for level in (5, 1) if level < levels[-1]]
     # coarse level: full DTW, open end, then the start from the reversed problem
     xc, yc = _downsample(score.chroma, factor), _downsample(performance.chroma, factor)
+    xo, yo = _downsample_onsets(score.onset, factor), _downsample_onsets(performance.onset, factor)
+    a = alpha if COARSE_ONSETS else 1.0
     cn, cm = len(xc), len(yc)
     slack = int(max_open_fraction * cm) if open_ends else 0
     full_lo, full_hi = np.zeros(cn, np.int64), np.full(cn, cm, np.int64)
-    path_i, path_j = _run(xc, yc, None, None, 1.0, full_lo, full_hi, 1, cm - 1 - slack)
+    path_i, path_j = _run(xc, yc, xo, yo, a, full_lo, full_hi, 1, cm - 1 - slack)
     if open_ends and slack:
         end = int(path_j[-1])
-        rev_i, rev_j = _run(xc[::-1], yc[end::-1], None, None, 1.0, full_lo, np.full(cn, end + 1, np.int64), 1,
-                            end - slack)
+        rev_i, rev_j = _run(xc[::-1], yc[end::-1], xo[::-1], yo[end::-1], a, full_lo,
+                            np.full(cn, end + 1, np.int64), 1, end - slack)
         begin = end - int(rev_j[-1])
         lo, hi = np.zeros(cn, np.int64), np.full(cn, end + 1, np.int64)
-        path_i, path_j = _run(xc, yc, None, None, 1.0, np.maximum(lo, begin), hi, begin + 1, end)
+        path_i, path_j = _run(xc, yc, xo, yo, a, np.maximum(lo, begin), hi, begin + 1, end)
     # finer levels inside a band around the projected path
     for previous, current in zip(levels, levels[1:]):
         ratio = previous // current
@@ -212,8 +225,9 @@ def align_features(score: Features, performance: Features, alpha: float = 0.5, o
         fine = current == 1
         lo, hi = _band(path_i, path_j, ratio, len(xc), len(yc), radius=RADIUS * ratio)
         # closed ends inside the band: waiting on the first/last score row is harmless (see strict_pairs)
-        path_i, path_j = _run(xc, yc, score.onset if fine else None, performance.onset if fine else None,
-                              alpha if fine else 1.0, lo, hi, begin_limit=lo[0] + 1, end_from=hi[-1] - 1)
+        xo, yo = _downsample_onsets(score.onset, current), _downsample_onsets(performance.onset, current)
+        path_i, path_j = _run(xc, yc, xo, yo, alpha if (fine or COARSE_ONSETS) else 1.0, lo, hi,
+                              begin_limit=lo[0] + 1, end_from=hi[-1] - 1)
     cost = float(np.mean(1.0 - np.einsum("ij,ij->i", score.chroma[path_i], performance.chroma[path_j])))
     return DTWResult(path_i, path_j, cost)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from maestro_cli.hookspecs import hookimpl
 
@@ -15,6 +16,8 @@ class DTWOptions:
     alpha: float = 0.5  # weight of the chroma cost against the onset cost at full resolution
     open_ends: bool = True  # let the path skip leading/trailing noise or applause in the performance
     match_window: float = 0.35  # MIDI performances: first note-matching window around the DTW map, seconds
+    score_features: Literal["symbolic", "rendered"] = "symbolic"  # audio performances: score features from
+    # the notes, or audio features of the score rendered with the built-in soundfont synth
 
 
 class DTWAligner:
@@ -36,6 +39,11 @@ class DTWAligner:
 
             audio = load_audio(performance, sync_features.SAMPLE_RATE)
             performance_features = sync_features.audio_features(audio, performance)
+            if self.options.score_features == "rendered":
+                from maestro_cli.synth import render_midi_to_array
+
+                rendered = render_midi_to_array(score, sample_rate=sync_features.SAMPLE_RATE)
+                score_features = sync_features.audio_features(rendered, score)
         else:
             performance_notes = sync_features.read_notes(performance)
             performance_features = sync_features.note_features(performance_notes)

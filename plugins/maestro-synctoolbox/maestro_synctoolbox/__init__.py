@@ -1,10 +1,12 @@
 """maestro plugin: aligner ``synctoolbox``, MrMsDTW with chroma + DLNCO features (Müller et al., synctoolbox 1.4).
 
-The pipeline is the one of synctoolbox's audio-to-score tutorial: tuning estimation, IIR-filterbank pitch
-features -> chroma -> quantised chroma, pitch onsets -> DLNCO, the score side from the MIDI's notes
-(``df_to_pitch_features`` / ``df_to_pitch_onset_features``), the optimal chroma shift, then
-``sync_via_mrmsdtw`` (step weights 1.5/1.5/2, threshold_rec 10^6) and a strictly monotonic path.
-A MIDI performance goes through the symbolic features on both sides. numba's compiled code is cached in
+The pipeline is the one of synctoolbox's tutorials: tuning estimation, IIR-filterbank pitch features ->
+chroma -> quantised chroma, pitch onsets -> DLNCO, the optimal chroma shift, then ``sync_via_mrmsdtw``
+(step weights 1.5/1.5/2, threshold_rec 10^6) and a strictly monotonic path. The score side is, by default,
+the same audio features of the score rendered with the built-in soundfont synth (``-o
+score_features=rendered``; the audio onset detector's -25 ms offset then cancels out), or synctoolbox's
+symbolic features from the notes (``df_to_pitch_features`` / ``df_to_pitch_onset_features``,
+``-o score_features=symbolic``). A MIDI performance goes through the symbolic features on both sides. numba's compiled code is cached in
 ``$NUMBA_CACHE_DIR`` (default ``~/.cache/maestro/numba``): the first run compiles for about 20 s.
 """
 
@@ -14,6 +16,7 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from maestro_cli.hookspecs import hookimpl
 
@@ -27,6 +30,7 @@ class SynctoolboxOptions:
 
     alpha: float = 0.5  # weight of the chroma cost against the DLNCO cost at the finest level
     threshold_rec: int = 1_000_000  # maximum area of a constraint rectangle (memory bound)
+    score_features: Literal["rendered", "symbolic"] = "rendered"  # audio features of a render, or from the notes
 
 
 class SynctoolboxAligner:
@@ -57,7 +61,12 @@ class SynctoolboxAligner:
         else:
             performance_notes = sync_features.read_notes(performance)
         with contextlib.redirect_stdout(sys.stderr):  # synctoolbox prints progress dots; stdout is for results
-            score_chroma, score_dlnco = _note_features(score_notes)
+            if self.options.score_features == "rendered" and kind == "audio":
+                from maestro_cli.synth import render_midi_to_array
+
+                score_chroma, score_dlnco = _audio_features(render_midi_to_array(score, sample_rate=SAMPLE_RATE))
+            else:
+                score_chroma, score_dlnco = _note_features(score_notes)
             perf_chroma, perf_dlnco = (_audio_features(audio) if kind == "audio"
                                        else _note_features(performance_notes))
         cens_perf = quantized_chroma_to_CENS(perf_chroma, 201, 50, FEATURE_RATE)[0]

@@ -1,0 +1,202 @@
+"""Align benchmark: every installed aligner on ASAP score/performance pairs, audio and symbolic routes.
+
+For each ASAP performance in ``<shared>/asap-sample`` (score MIDI, performance MIDI, beat annotations on both):
+render the performance MIDI to a 22.05 kHz WAV with the built-in ``soundfont`` renderer, run
+``maestro align <wav> --score midi_score.mid -b <backend>`` for every installed aligner, and compare the
+mapped score beats with the annotated performance beats (``maestro_cli.alignment_metrics``). The symbolic
+route aligns the performance MIDI itself. With ``--noisy-ends`` the audio also gets 3 s of noise before and
+8 s of applause-like noise bursts after the music (the path must not be dragged by them).
+Each alignment runs as its own ``maestro align`` process: runtime and peak memory (max RSS) are of the whole
+command, imports included. Beats are pooled over all performances; "x RT" = seconds of music per second.
+Finally the two real Chopin Op. 10/3 recordings (``synctoolbox-chopin``, no ground truth) are aligned to
+their score with every backend: confidence, where the score's end lands, and how far the backends disagree;
+plus the confidence of each recording against a wrong score.
+
+Run: ``.venv/bin/python benchmarks/align.py [--limit N] [--noisy-ends] [--shared ../shared/data]``.
+Prints rich tables (stderr) and one JSON line (stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from maestro_cli import alignment_metrics as metrics
+from maestro_cli.alignment_io import read_alignment
+from maestro_cli.registry import get_backend, get_registry
+
+REPO = Path(__file__).resolve().parents[1]
+MAESTRO = Path(sys.executable).parent / "maestro"
+SAMPLE_RATE = 22050
+LEAD_IN = 3.0
+
+
+def asap_performances(root: Path) -> list[dict]:
+    """One record per ASAP performance with annotations: paths of score, performance and both annotations."""
+    out = []
+    for score in sorted(root.rglob("midi_score.mid")):
+        folder = score.parent
+        for perf in sorted(folder.glob("*.mid")):
+            annotations = folder / f"{perf.stem}_annotations.txt"
+            if perf.name != "midi_score.mid" and annotations.is_file():
+                out.append({"name": str(folder.relative_to(root) / perf.stem), "score": score, "midi": perf,
+                            "score_ann": folder / "midi_score_annotations.txt", "perf_ann": annotations})
+    return out
+
+
+def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[float, float, bool]:
+    """Wall seconds, peak RSS (MB) and success of one ``maestro align`` process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(MAESTRO), "align", str(performance), "--score", str(score), "-b", backend,
+                             "-o", str(out), "--overwrite"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+    return seconds, usage.ru_maxrss / 1024, proc.returncode == 0
+
+
+def noisy_ends(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """3 s of low noise before, 8 s of clapping-like noise bursts after the music."""
+    lead = 0.01 * rng.standard_normal(int(LEAD_IN * SAMPLE_RATE)).astype(np.float32)
+    tail = np.zeros(8 * SAMPLE_RATE, np.float32)
+    for start in rng.integers(0, len(tail) - 2000, 400):
+        tail[start:start + 2000] += 0.2 * rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)
+    return np.concatenate([lead, audio, tail])
+
+
+def evaluate(estimate: Path, record: dict, lead_in: float = 0.0) -> np.ndarray:
+    """Errors at the annotated beats; ``lead_in`` seconds were added before the performance."""
+    ref_score, ref_perf = metrics.load_reference([record["score_ann"], record["perf_ann"]])
+    est_score, est_perf, _ = read_alignment(estimate)
+    return metrics.alignment_errors(ref_score, ref_perf + lead_in, est_score, est_perf)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=0, help="only the first N performances (0: all)")
+    parser.add_argument("--noisy-ends", action="store_true", help="also align renders with noise/applause ends")
+    parser.add_argument("--backends", default="", help="comma-separated aligners (default: all installed)")
+    parser.add_argument("--shared", type=Path,
+                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-align")
+    args = parser.parse_args()
+    console = Console(stderr=True)
+    import soundfile
+
+    backends = args.backends.split(",") if args.backends else get_registry("aligner").names()
+    records = asap_performances(args.shared / "asap-sample")
+    if args.limit:
+        records = records[: args.limit]
+    args.work.mkdir(parents=True, exist_ok=True)
+    renderer = get_backend("renderer", "soundfont").create(["channels=1"])
+    routes = ["audio", "midi"] + (["audio, noisy ends"] if args.noisy_ends else [])
+    results = {(b, r): {"errors": [], "seconds": 0.0, "music": 0.0, "peak_mb": 0.0, "failed": 0}
+               for b in backends for r in routes}
+    rng = np.random.default_rng(0)
+    for number, record in enumerate(records, 1):
+        wav = args.work / (record["name"].replace("/", "_") + ".wav")
+        if not wav.exists():
+            renderer.render(record["midi"], wav, sample_rate=SAMPLE_RATE, audio_format="wav", soundfont=None)
+        duration = soundfile.info(str(wav)).duration
+        inputs = {"audio": wav, "midi": record["midi"]}
+        if args.noisy_ends:
+            noisy = wav.with_name(wav.stem + ".noisy.wav")
+            if not noisy.exists():
+                audio, rate = soundfile.read(str(wav), dtype="float32")
+                soundfile.write(str(noisy), noisy_ends(audio, rng), rate)
+            inputs["audio, noisy ends"] = noisy
+        for route in routes:
+            for backend in backends:
+                out = args.work / f"{wav.stem}.{route[:5].strip(',')}.{'noisy.' if 'noisy' in route else ''}{backend}.csv"
+                seconds, peak, ok = run_align(inputs[route], record["score"], backend, out)
+                slot = results[(backend, route)]
+                slot["seconds"] += seconds
+                slot["music"] += duration
+                slot["peak_mb"] = max(slot["peak_mb"], peak)
+                if ok:
+                    slot["errors"].append(evaluate(out, record, LEAD_IN if "noisy" in route else 0.0))
+                else:
+                    slot["failed"] += 1
+                console.print(f"[{number}/{len(records)}] {record['name']} {route} {backend}: "
+                              f"{(100 * np.mean(slot['errors'][-1] <= 0.05)) if ok else float('nan'):.1f}% "
+                              f"within 50 ms, {seconds:.1f} s, {peak:.0f} MB", highlight=False)
+    table = Table(title=f"ASAP, {len(records)} performances (beats pooled)")
+    for column in ("backend", "route", "beats", "mean ms", "median ms", "p90 ms", "≤25", "≤50", "≤100", "≤200",
+                   "x RT", "peak MB", "failed"):
+        table.add_column(column, justify="right" if column not in ("backend", "route") else "left")
+    summary = []
+    for (backend, route), slot in results.items():
+        if not slot["errors"]:
+            continue
+        stats = metrics.summarize(np.concatenate(slot["errors"]))
+        row = {"backend": backend, "route": route, **stats, "x_realtime": slot["music"] / slot["seconds"],
+               "peak_mb": slot["peak_mb"], "failed": slot["failed"]}
+        summary.append(row)
+        table.add_row(backend, route, str(stats["points"]), f"{stats['mean_ms']:.1f}", f"{stats['median_ms']:.1f}",
+                      f"{stats['p90_ms']:.1f}", *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100, 200)),
+                      f"{row['x_realtime']:.1f}", f"{slot['peak_mb']:.0f}", str(slot["failed"]))
+    console.print(table)
+    chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, records, console)
+    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary, "chopin": chopin}))
+
+
+def chopin_smoke(folder: Path, work: Path, backends: list[str], records: list[dict], console: Console) -> list[dict]:
+    """Real recordings vs their score: confidence, mapped end of the score, disagreement between backends."""
+    score = folder / "Chopin_Op010-03-Measures1-8_MIDI.mid"
+    wrong_score = records[0]["score"] if records else None
+    table = Table(title="Chopin Op. 10/3 mm. 1-8, real recordings (no ground truth)")
+    for column in ("recording", "backend", "confidence", "score end -> s", "audio s", "x RT",
+                   "wrong-score confidence"):
+        table.add_column(column)
+    rows, maps = [], {}
+    import soundfile
+
+    for wav in sorted(folder.glob("*.wav")):
+        duration = soundfile.info(str(wav)).duration
+        for backend in backends:
+            out = work / f"chopin.{wav.stem}.{backend}.csv"
+            seconds, peak, ok = run_align(wav, score, backend, out)
+            if not ok:
+                continue
+            s, p, info = read_alignment(out)
+            maps[(wav.stem, backend)] = (s, p)
+            wrong = None
+            if wrong_score is not None:
+                wrong_out = work / f"chopin.{wav.stem}.{backend}.wrong.csv"
+                if run_align(wav, wrong_score, backend, wrong_out)[2]:
+                    wrong = read_alignment(wrong_out)[2].get("confidence")
+            row = {"recording": wav.stem, "backend": backend, "confidence": info.get("confidence"),
+                   "score_end_s": float(p[-1]), "audio_s": duration, "x_realtime": duration / seconds,
+                   "wrong_score_confidence": wrong}
+            rows.append(row)
+            table.add_row(wav.stem.split("_")[-1], backend, f"{row['confidence']}", f"{row['score_end_s']:.2f}",
+                          f"{duration:.2f}", f"{row['x_realtime']:.1f}", f"{wrong}")
+    console.print(table)
+    if len(backends) >= 2:
+        for wav in sorted(folder.glob("*.wav")):
+            a, b = maps.get((wav.stem, backends[0])), maps.get((wav.stem, backends[1]))
+            if a and b:
+                grid = np.linspace(max(a[0][0], b[0][0]), min(a[0][-1], b[0][-1]), 200)
+                gap = np.abs(np.interp(grid, *a) - np.interp(grid, *b))
+                console.print(f"{wav.stem}: {backends[0]} vs {backends[1]} disagree by median "
+                              f"{1000 * np.median(gap):.0f} ms, p90 {1000 * np.percentile(gap, 90):.0f} ms",
+                              highlight=False)
+                rows.append({"recording": wav.stem, "disagreement_median_ms": float(1000 * np.median(gap)),
+                             "disagreement_p90_ms": float(1000 * np.percentile(gap, 90))})
+    return rows
+
+
+if __name__ == "__main__":
+    main()
