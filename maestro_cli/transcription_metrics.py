@@ -29,7 +29,7 @@ METRIC_GROUPS = ("note", "note_offset", "note_offset_velocity", "frame")
 SUFFIX_ORDER = MIDI_SUFFIXES + TABLE_SUFFIXES
 
 
-def _prepare(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def to_mir_eval(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intervals (clipped at 0, at least 1 ms long), pitches in Hz, velocities, as mir_eval wants them."""
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
     onsets = np.maximum(notes[:, 0], 0.0)
@@ -68,8 +68,8 @@ def evaluate_notes(ref_notes: np.ndarray, est_notes: np.ndarray) -> dict[str, fl
 
     ref_notes = np.asarray(ref_notes, dtype=np.float64).reshape(-1, 4)
     est_notes = np.asarray(est_notes, dtype=np.float64).reshape(-1, 4)
-    ref_iv, ref_hz, ref_vel = _prepare(ref_notes)
-    est_iv, est_hz, est_vel = _prepare(est_notes)
+    ref_iv, ref_hz, ref_vel = to_mir_eval(ref_notes)
+    est_iv, est_hz, est_vel = to_mir_eval(est_notes)
     scores: dict[str, float] = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mir_eval warns about empty note lists; they score 0

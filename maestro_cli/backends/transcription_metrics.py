@@ -73,10 +73,10 @@ def plot_piano_roll(ref_notes, est_notes, out: Path, title: str = "") -> None:
     from mir_eval.transcription import match_notes
 
     from maestro_cli.cliutil import atomic_output
-    from maestro_cli.transcription_metrics import ONSET_TOLERANCE, _prepare
+    from maestro_cli.transcription_metrics import ONSET_TOLERANCE, to_mir_eval
 
-    ref_iv, ref_hz, _ = _prepare(ref_notes)
-    est_iv, est_hz, _ = _prepare(est_notes)
+    ref_iv, ref_hz, _ = to_mir_eval(ref_notes)
+    est_iv, est_hz, _ = to_mir_eval(est_notes)
     matched = match_notes(ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOLERANCE, offset_ratio=None)
     ref_hit = np.zeros(len(ref_iv), dtype=bool)
     est_hit = np.zeros(len(est_iv), dtype=bool)
