@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from rich.console import Console
-from rich.table import Table
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `maestro generate` does (see passive_openmp)
 
-from maestro_cli import events
-from maestro_cli.models.transformer import Transformer, preset_config
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from maestro_cli import events  # noqa: E402
+from maestro_cli.models.transformer import Transformer, preset_config  # noqa: E402
 
 EVENTS_PER_SECOND = 39.9  # MAESTRO v3 train split: 22.9 M tokens for 573,900 s of music (measured from the cache)
 
