@@ -8,11 +8,12 @@ route aligns the performance MIDI itself. With ``--noisy-ends`` the audio also g
 8 s of applause-like noise bursts after the music (the path must not be dragged by them).
 Each alignment runs as its own ``maestro align`` process: runtime and peak memory (max RSS) are of the whole
 command, imports included. Beats are pooled over all performances; "x RT" = seconds of music per second.
-Finally the two real Chopin Op. 10/3 recordings (``synctoolbox-chopin``, no ground truth) are aligned to
+Real audio with ground truth: the 4 MAPS Disklavier recordings against their own notes re-timed by a known
+smooth tempo curve (the "score"), errors at every onset. Finally the two real Chopin Op. 10/3 recordings (``synctoolbox-chopin``, no ground truth) are aligned to
 their score with every backend: confidence, where the score's end lands, and how far the backends disagree;
 plus the confidence of each recording against a wrong score.
 
-Run: ``.venv/bin/python benchmarks/align.py [--limit N] [--noisy-ends] [--shared ../shared/data]``.
+Run: ``.venv/bin/python benchmarks/align.py [--per-piece N] [--limit N] [--noisy-ends] [--backends a,b]``.
 Prints rich tables (stderr) and one JSON line (stdout).
 """
 
@@ -27,13 +28,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
+# run as a script, this folder comes first on sys.path, where another benchmark's tokenize.py would shadow the
+# standard library module numpy imports
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-from maestro_cli import alignment_metrics as metrics
-from maestro_cli.alignment_io import read_alignment
-from maestro_cli.registry import get_backend, get_registry
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from maestro_cli import alignment_metrics as metrics  # noqa: E402
+from maestro_cli.alignment_io import read_alignment  # noqa: E402
+from maestro_cli.registry import get_backend, get_registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MAESTRO = Path(sys.executable).parent / "maestro"
@@ -57,8 +62,10 @@ def asap_performances(root: Path) -> list[dict]:
 def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[float, float, bool]:
     """Wall seconds, peak RSS (MB) and success of one ``maestro align`` process."""
     start = time.perf_counter()
-    proc = subprocess.Popen([str(MAESTRO), "align", str(performance), "--score", str(score), "-b", backend,
-                             "-o", str(out), "--overwrite"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    name, *options = backend.split(":")  # "dtw:score_features=symbolic" passes -o score_features=symbolic
+    command = [str(MAESTRO), "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
+               "--overwrite", *(arg for option in options for arg in ("-o", option))]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -86,17 +93,26 @@ def evaluate(estimate: Path, record: dict, lead_in: float = 0.0) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="only the first N performances (0: all)")
+    parser.add_argument("--per-piece", type=int, default=0, help="at most N performances of each piece (0: all)")
     parser.add_argument("--noisy-ends", action="store_true", help="also align renders with noise/applause ends")
-    parser.add_argument("--backends", default="", help="comma-separated aligners (default: all installed)")
+    parser.add_argument("--backends", default="",
+                        help="comma-separated aligners, each optionally name:key=value:... (default: all installed)")
     parser.add_argument("--shared", type=Path,
                         default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-align")
     args = parser.parse_args()
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=200)
     import soundfile
 
     backends = args.backends.split(",") if args.backends else get_registry("aligner").names()
     records = asap_performances(args.shared / "asap-sample")
+    if args.per_piece:
+        kept, counts = [], {}
+        for record in records:
+            if counts.get(record["score"], 0) < args.per_piece:
+                counts[record["score"]] = counts.get(record["score"], 0) + 1
+                kept.append(record)
+        records = kept
     if args.limit:
         records = records[: args.limit]
     args.work.mkdir(parents=True, exist_ok=True)
@@ -119,7 +135,10 @@ def main() -> None:
             inputs["audio, noisy ends"] = noisy
         for route in routes:
             for backend in backends:
-                out = args.work / f"{wav.stem}.{route[:5].strip(',')}.{'noisy.' if 'noisy' in route else ''}{backend}.csv"
+                if route == "midi" and ":" in backend:  # the variants' options concern audio only
+                    continue
+                tag = backend.replace(":", "_")
+                out = args.work / f"{wav.stem}.{route[:5].strip(',')}.{'noisy.' if 'noisy' in route else ''}{tag}.csv"
                 seconds, peak, ok = run_align(inputs[route], record["score"], backend, out)
                 slot = results[(backend, route)]
                 slot["seconds"] += seconds
@@ -148,8 +167,74 @@ def main() -> None:
                       f"{stats['p90_ms']:.1f}", *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100, 200)),
                       f"{row['x_realtime']:.1f}", f"{slot['peak_mb']:.0f}", str(slot["failed"]))
     console.print(table)
+    maps = maps_real(args.shared / "maps-disklavier", args.work, backends, console)
     chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, records, console)
-    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary, "chopin": chopin}))
+    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary, "maps": maps,
+                      "chopin": chopin}))
+
+
+def maps_real(folder: Path, work: Path, backends: list[str], console: Console) -> list[dict]:
+    """Real recordings with known note times: errors at every onset, per backend."""
+    pairs = maps_pairs(folder, work)
+    table = Table(title=f"MAPS Disklavier, {len(pairs)} real recordings vs their notes re-timed (onsets pooled)")
+    for column in ("backend", "onsets", "mean ms", "median ms", "p90 ms", "≤25", "≤50", "≤100", "≤200", "x RT",
+                   "peak MB"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    rows = []
+    import soundfile
+
+    for backend in backends:
+        errors, seconds, music, peak = [], 0.0, 0.0, 0.0
+        for pair in pairs:
+            out = work / f"maps.{pair['name']}.{backend.replace(':', '_')}.csv"
+            took, rss, ok = run_align(pair["audio"], pair["score"], backend, out)
+            seconds, peak = seconds + took, max(peak, rss)
+            music += soundfile.info(str(pair["audio"])).duration
+            if ok:
+                s, p, _ = read_alignment(out)
+                errors.append(metrics.alignment_errors(pair["ref_score"], pair["ref_perf"], s, p))
+        if not errors:
+            continue
+        stats = metrics.summarize(np.concatenate(errors))
+        rows.append({"backend": backend, **stats, "x_realtime": music / seconds, "peak_mb": peak})
+        table.add_row(backend, str(stats["points"]), f"{stats['mean_ms']:.1f}", f"{stats['median_ms']:.1f}",
+                      f"{stats['p90_ms']:.1f}", *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100, 200)),
+                      f"{music / seconds:.1f}", f"{peak:.0f}")
+    console.print(table)
+    return rows
+
+
+def maps_pairs(folder: Path, work: Path) -> list[dict]:
+    """Real Disklavier recordings with a "score": their own notes re-timed by a known smooth tempo curve."""
+    from maestro_cli.events import make_notes
+
+    out = []
+    for tsv in sorted((folder / "tsv").glob("*.tsv")):
+        rows = np.loadtxt(tsv, skiprows=1, ndmin=2)
+        total = rows[:, 1].max()
+        warp = lambda t: t + 0.08 * total * np.sin(2 * np.pi * t / total)  # noqa: E731 - slope 0.5..1.5
+        notes = make_notes(rows[:, 2].astype(int), warp(rows[:, 0]), warp(rows[:, 1]), rows[:, 3].astype(int))
+        score = work / f"maps.{tsv.stem}.score.mid"
+        if not score.exists():
+            write_notes_midi(notes, score)
+        onsets = np.unique(rows[:, 0])
+        out.append({"name": tsv.stem, "audio": folder / "flac" / f"{tsv.stem}.flac", "score": score,
+                    "ref_score": warp(onsets), "ref_perf": onsets})
+    return out
+
+
+def write_notes_midi(notes: np.ndarray, target: Path) -> None:
+    import symusic
+
+    score = symusic.Score(500)
+    score.tempos.append(symusic.Tempo(0, 120.0))  # 1 tick = 1 ms
+    track = symusic.Track("piano", program=0)
+    for note in notes:
+        start = int(round(note["start_s"] * 1000))
+        track.notes.append(symusic.Note(start, max(1, int(round(note["end_s"] * 1000)) - start),
+                                        int(note["pitch"]), int(note["velocity"])))
+    score.tracks.append(track)
+    score.dump_midi(str(target))
 
 
 def chopin_smoke(folder: Path, work: Path, backends: list[str], records: list[dict], console: Console) -> list[dict]:
@@ -166,7 +251,7 @@ def chopin_smoke(folder: Path, work: Path, backends: list[str], records: list[di
     for wav in sorted(folder.glob("*.wav")):
         duration = soundfile.info(str(wav)).duration
         for backend in backends:
-            out = work / f"chopin.{wav.stem}.{backend}.csv"
+            out = work / f"chopin.{wav.stem}.{backend.replace(':', '_')}.csv"
             seconds, peak, ok = run_align(wav, score, backend, out)
             if not ok:
                 continue
@@ -174,7 +259,7 @@ def chopin_smoke(folder: Path, work: Path, backends: list[str], records: list[di
             maps[(wav.stem, backend)] = (s, p)
             wrong = None
             if wrong_score is not None:
-                wrong_out = work / f"chopin.{wav.stem}.{backend}.wrong.csv"
+                wrong_out = work / f"chopin.{wav.stem}.{backend.replace(':', '_')}.wrong.csv"
                 if run_align(wav, wrong_score, backend, wrong_out)[2]:
                     wrong = read_alignment(wrong_out)[2].get("confidence")
             row = {"recording": wav.stem, "backend": backend, "confidence": info.get("confidence"),

@@ -284,3 +284,23 @@ def test_cli_bad_inputs(piece, tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     result = run_maestro("align", str(tmp_path / "empty.wav"), "--score", str(piece["score"]), cwd=tmp_path)
     assert result.code == 1 and "empty" in result.stderr
+
+
+def test_pipe_from_transcribe(piece, tmp_path):
+    """``maestro transcribe rec.wav | maestro align --score s.mid``: the transcription is aligned symbolically."""
+    import subprocess
+
+    from helpers import MAESTRO
+    from maestro_cli.registry import get_registry
+
+    if "basic-pitch" not in get_registry("transcriber").names():
+        pytest.skip("basic-pitch not installed")
+    pipe = subprocess.run(f"'{MAESTRO}' transcribe '{piece['wav']}' -b basic-pitch | "
+                          f"'{MAESTRO}' align --score '{piece['score']}' -o s.aligned.csv --json",
+                          shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert pipe.returncode == 0, pipe.stderr
+    assert json.loads(pipe.stdout)["path"] == "s.aligned.csv"
+    s, p, info = read_alignment(tmp_path / "s.aligned.csv")
+    assert info["kind"] == "midi" and info["performance"].endswith("perf.mid")
+    errors = onset_errors(Alignment(s, p, info), piece["notes"])
+    assert np.mean(errors <= 0.05) >= 0.9

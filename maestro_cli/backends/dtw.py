@@ -16,8 +16,8 @@ class DTWOptions:
     alpha: float = 0.5  # weight of the chroma cost against the onset cost at full resolution
     open_ends: bool = True  # let the path skip leading/trailing noise or applause in the performance
     match_window: float = 0.35  # MIDI performances: first note-matching window around the DTW map, seconds
-    score_features: Literal["symbolic", "rendered"] = "symbolic"  # audio performances: score features from
-    # the notes, or audio features of the score rendered with the built-in soundfont synth
+    score_features: Literal["rendered", "symbolic"] = "rendered"  # audio performances: audio features of the
+    # score rendered with the built-in soundfont synth, or features computed directly from the notes
 
 
 class DTWAligner:
@@ -32,8 +32,7 @@ class DTWAligner:
         from maestro_cli import dtw, note_matching, sync_features
         from maestro_cli.stages.align import Alignment
 
-        score_notes = sync_features.read_notes(score)
-        score_features = sync_features.note_features(score_notes)
+        score_notes = sync_features.read_notes(score)  # also rejects a score without notes
         if kind == "audio":
             from maestro_cli.audio import load_audio
 
@@ -44,8 +43,11 @@ class DTWAligner:
 
                 rendered = render_midi_to_array(score, sample_rate=sync_features.SAMPLE_RATE)
                 score_features = sync_features.audio_features(rendered, score)
+            else:
+                score_features = sync_features.note_features(score_notes)
         else:
             performance_notes = sync_features.read_notes(performance)
+            score_features = sync_features.note_features(score_notes)
             performance_features = sync_features.note_features(performance_notes)
         result = dtw.align_features(score_features, performance_features, alpha=self.options.alpha,
                                     open_ends=self.options.open_ends)
