@@ -42,7 +42,8 @@ def sidecar_path(csv_path: Path) -> Path:
     return csv_path.with_suffix(".meta.json")
 
 
-def _checked(score_times: Any, performance_times: Any, where: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _checked(score_times: Any, performance_times: Any,
+             where: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(score_times, dtype=np.float64)
     p = np.asarray(performance_times, dtype=np.float64)
     if s.ndim != 1 or s.shape != p.shape or len(s) < 2:

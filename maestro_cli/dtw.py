@@ -4,10 +4,12 @@
    path may stop before the performance does (trailing applause or noise), chosen by the lowest cost per step;
    the start is found the same way on the reversed sequences.
 2. Finer levels: the path of the level above, projected and widened by a margin, is the band in which DTW runs
-   again; chroma cost only, except at full resolution where the onset cost is added (weight ``1 - alpha``).
+   again. The local cost at every level is ``alpha * (1 - chroma cosine) + (1 - alpha) * onset distance``
+   (onsets as density per pitch class at the coarse levels, DLNCO at full resolution).
 
 The DTW kernel is compiled with numba (lazily, cached in ``$NUMBA_CACHE_DIR``, default
-``~/.cache/maestro/numba``). Step sizes (1,0), (0,1), (1,1) with equal weights (measured best on rendered pieces with tempo changes).
+``~/.cache/maestro/numba``). Step sizes (1,0), (0,1), (1,1) with equal weights (measured best on rendered
+pieces with tempo changes).
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from maestro_cli.sync_features import Features, _unit_rows
 
 #: Keep the coarse full matrix under this many cells (about 50 MB of working memory).
 MAX_COARSE_CELLS = 4_000_000
-RADIUS = 2
-COARSE_ONSETS = True
+RADIUS = 2  # band half-width at each finer level, in frames of the level above
 WEIGHTS = (1.0, 1.0, 1.0)  # horizontal (performance advances), vertical (score advances), diagonal
 _kernel = None
 
@@ -206,28 +207,25 @@ def align_features(score: Features, performance: Features, alpha: float = 0.5, o
     # coarse level: full DTW, open end, then the start from the reversed problem
     xc, yc = _downsample(score.chroma, factor), _downsample(performance.chroma, factor)
     xo, yo = _downsample_onsets(score.onset, factor), _downsample_onsets(performance.onset, factor)
-    a = alpha if COARSE_ONSETS else 1.0
     cn, cm = len(xc), len(yc)
     slack = int(max_open_fraction * cm) if open_ends else 0
     full_lo, full_hi = np.zeros(cn, np.int64), np.full(cn, cm, np.int64)
-    path_i, path_j = _run(xc, yc, xo, yo, a, full_lo, full_hi, 1, cm - 1 - slack)
+    path_i, path_j = _run(xc, yc, xo, yo, alpha, full_lo, full_hi, 1, cm - 1 - slack)
     if open_ends and slack:
         end = int(path_j[-1])
-        rev_i, rev_j = _run(xc[::-1], yc[end::-1], xo[::-1], yo[end::-1], a, full_lo,
-                            np.full(cn, end + 1, np.int64), 1, end - slack)
+        _, rev_j = _run(xc[::-1], yc[end::-1], xo[::-1], yo[end::-1], alpha, full_lo,
+                        np.full(cn, end + 1, np.int64), 1, end - slack)
         begin = end - int(rev_j[-1])
         lo, hi = np.zeros(cn, np.int64), np.full(cn, end + 1, np.int64)
-        path_i, path_j = _run(xc, yc, xo, yo, a, np.maximum(lo, begin), hi, begin + 1, end)
+        path_i, path_j = _run(xc, yc, xo, yo, alpha, np.maximum(lo, begin), hi, begin + 1, end)
     # finer levels inside a band around the projected path
     for previous, current in zip(levels, levels[1:]):
         ratio = previous // current
         xc, yc = _downsample(score.chroma, current), _downsample(performance.chroma, current)
-        fine = current == 1
         lo, hi = _band(path_i, path_j, ratio, len(xc), len(yc), radius=RADIUS * ratio)
         # closed ends inside the band: waiting on the first/last score row is harmless (see strict_pairs)
         xo, yo = _downsample_onsets(score.onset, current), _downsample_onsets(performance.onset, current)
-        path_i, path_j = _run(xc, yc, xo, yo, alpha if (fine or COARSE_ONSETS) else 1.0, lo, hi,
-                              begin_limit=lo[0] + 1, end_from=hi[-1] - 1)
+        path_i, path_j = _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit=lo[0] + 1, end_from=hi[-1] - 1)
     cost = float(np.mean(1.0 - np.einsum("ij,ij->i", score.chroma[path_i], performance.chroma[path_j])))
     return DTWResult(path_i, path_j, cost)
 

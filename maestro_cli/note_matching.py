@@ -87,7 +87,8 @@ def longest_increasing(values: np.ndarray) -> np.ndarray:
     return np.asarray(out[::-1], int)
 
 
-def anchors(score_notes: np.ndarray, performance_notes: np.ndarray, matching: Matching) -> tuple[np.ndarray, np.ndarray]:
+def anchors(score_notes: np.ndarray, performance_notes: np.ndarray,
+            matching: Matching) -> tuple[np.ndarray, np.ndarray]:
     """Strictly increasing (score onset, performance onset) pairs from the matched notes."""
     if matching.matches == 0:
         return np.zeros(0), np.zeros(0)
@@ -100,7 +101,8 @@ def anchors(score_notes: np.ndarray, performance_notes: np.ndarray, matching: Ma
 
 
 def refine(score_notes: np.ndarray, performance_notes: np.ndarray, map_score: np.ndarray,
-           map_performance: np.ndarray, windows: tuple[float, ...] = (0.35, 0.12)) -> tuple[np.ndarray, np.ndarray, Matching]:
+           map_performance: np.ndarray,
+           windows: tuple[float, ...] = (0.35, 0.12)) -> tuple[np.ndarray, np.ndarray, Matching]:
     """Match with successively narrower windows around the current map; returns the final map and matching."""
     matching = Matching(np.zeros(0, int), np.zeros(0, int), len(score_notes), len(performance_notes))
     for window in windows:
