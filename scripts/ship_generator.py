@@ -141,7 +141,9 @@ def write_card(folder, args, ckpt, model, true, shuffled, counts, names, train_t
         "wrong notes, drifting tempo and little long-range structure.",
         f"- Context of {cfg['max_seq_len']} events (about {cfg['max_seq_len'] / 40:.0f} s of music); longer "
         "pieces are generated with a sliding window, so nothing beyond the window is remembered.",
-        "- Composers with few pieces share the `unknown` token; conditioning on rare composers is weak.",
+        f"- Composer conditioning is weak so far: the true composer token lowers the test NLL by only "
+        f"{shuffled['nll_per_event'] - true['nll_per_event']:.4f} nats/event against a shuffled one. Composers "
+        "with fewer than five pieces share the `unknown` token.",
         "- Solo piano only, Performance-RNN resolution (10 ms, 32 velocity bins); sustain pedal is folded into "
         "note durations, so outputs carry no pedal events.",
     ]
