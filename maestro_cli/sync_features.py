@@ -91,21 +91,24 @@ def _dlnco(onset_chroma: np.ndarray, rate: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- audio side
 
 
-def _stft_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
-    """Power spectrogram (frames, bins), frames centred at multiples of HOP, Hann window."""
+def _stft_blocks(audio: np.ndarray, n_fft: int, step: int = 1, block: int = 2048):
+    """Power spectra (frames, bins) block by block; frames centred at multiples of HOP (every ``step``-th)."""
     pad = n_fft // 2
     padded = np.pad(audio.astype(np.float32), (pad, pad))
     frames = 1 + (len(padded) - n_fft) // HOP
     window = np.hanning(n_fft).astype(np.float32)
-    out = np.empty((frames, n_fft // 2 + 1), dtype=np.float32)
-    block = 2048
-    strides = (padded.strides[0] * HOP, padded.strides[0])
-    for start in range(0, frames, block):
-        stop = min(frames, start + block)
-        view = np.lib.stride_tricks.as_strided(padded[start * HOP:], shape=(stop - start, n_fft), strides=strides)
+    strides = (padded.strides[0] * HOP * step, padded.strides[0])
+    for start in range(0, frames, block * step):
+        count = min(block, (frames - start + step - 1) // step)
+        view = np.lib.stride_tricks.as_strided(padded[start * HOP:], shape=(count, n_fft), strides=strides)
         spectrum = np.fft.rfft(view * window, axis=1)
-        out[start:stop] = spectrum.real ** 2 + spectrum.imag ** 2
-    return out
+        yield (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+
+
+def _pitch_energy(audio: np.ndarray, n_fft: int, tuning_cents: float) -> np.ndarray:
+    """(frames, 128) energy per MIDI pitch, computed block by block so memory stays at the size of the output."""
+    pool = _pitch_pooling(n_fft, tuning_cents)
+    return np.concatenate([power @ pool for power in _stft_blocks(audio, n_fft)])
 
 
 def _pitch_pooling(n_fft: int, tuning_cents: float) -> np.ndarray:
@@ -120,16 +123,22 @@ def _pitch_pooling(n_fft: int, tuning_cents: float) -> np.ndarray:
     return pool
 
 
-def estimate_tuning(power: np.ndarray, n_fft: int) -> float:
+def estimate_tuning(audio: np.ndarray, n_fft: int = 4096) -> float:
     """Deviation from A440 in cents (-50..50), from the magnitude-weighted pitch of spectral peaks."""
-    spectrum = np.sqrt(power).mean(axis=0)
+    step = max(1, len(audio) // HOP // 2000)  # about 2000 frames are plenty
+    total, count = None, 0
+    for power in _stft_blocks(audio, n_fft, step=step):
+        part = np.sqrt(power).sum(axis=0)
+        total = part if total is None else total + part
+        count += len(power)
+    spectrum = total / max(count, 1)
     freqs = np.arange(len(spectrum)) * SAMPLE_RATE / n_fft
     peaks = np.flatnonzero((spectrum[1:-1] > spectrum[:-2]) & (spectrum[1:-1] > spectrum[2:])) + 1
     peaks = peaks[(freqs[peaks] > 100) & (freqs[peaks] < 2000)]
     if len(peaks) < 5:
         return 0.0
     # parabolic interpolation of the peak frequency
-    a, b, c = np.log(spectrum[peaks - 1] + 1e-12), np.log(spectrum[peaks] + 1e-12), np.log(spectrum[peaks + 1] + 1e-12)
+    a, b, c = (np.log(spectrum[peaks + k] + 1e-12) for k in (-1, 0, 1))
     shift = 0.5 * (a - c) / np.where(np.abs(a - 2 * b + c) > 1e-12, a - 2 * b + c, 1e-12)
     freq = (peaks + np.clip(shift, -0.5, 0.5)) * SAMPLE_RATE / n_fft
     cents = 1200 * np.log2(freq / 440.0)
@@ -143,13 +152,9 @@ def audio_features(audio: np.ndarray, path: Path | str | None = None, trim: bool
     """Chroma + DLNCO features of mono ``audio`` at :data:`SAMPLE_RATE`; silent ends trimmed if ``trim``."""
     if len(audio) < HOP * 4:
         raise MaestroError("audio is too short to align (under 0.1 s)", path)
-    long_power = _stft_power(audio, 4096)
-    tuning = estimate_tuning(long_power[:: max(1, len(long_power) // 2000)], 4096)
-    pitch = long_power @ _pitch_pooling(4096, tuning)
-    del long_power
-    short_power = _stft_power(audio, 1024)
-    onset_pitch = short_power @ _pitch_pooling(1024, tuning)
-    del short_power
+    tuning = estimate_tuning(audio)
+    pitch = _pitch_energy(audio, 4096, tuning)
+    onset_pitch = _pitch_energy(audio, 1024, tuning)
     energy = pitch.sum(axis=1)
     start, stop = _active_range(energy) if trim else (0, len(energy))
     if stop <= start:
