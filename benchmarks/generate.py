@@ -13,12 +13,16 @@ Prints rich tables (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-import time
 from pathlib import Path
+
+# benchmarks/tokenize.py would shadow the standard library's tokenize module (imported by torch via inspect)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `maestro generate` does (see passive_openmp)
 

@@ -89,7 +89,7 @@ def test_save_load_and_export_give_identical_logits(overfit_run, tmp_path):
     folder = tt.export_model(overfit_run / "best.pt", tmp_path / "shipped")
     shipped, meta = tt.load_model(folder)
     assert "optimizer" not in meta and (folder / "config.json").is_file() and (folder / "vocab.json").is_file()
-    x = torch.tensor([tt.window(TWO, 0, 0, 64, None)[:-1]])
+    x = torch.from_numpy(tt.window(TWO, 0, 0, 64, None)[None, :-1])
     best, _ = tt.load_model(overfit_run / "best.pt")
     assert torch.equal(model(x), fresh.eval()(x))
     assert torch.equal(best(x), shipped(x))
