@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click_exceptions.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click_exceptions.Exit):
+        if isinstance(exc, typer.Exit):
             sys.exit(exc.exit_code)
-        if isinstance(exc, click_exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             print("error: aborted", file=sys.stderr)
             sys.exit(1)
         if debug:

@@ -7,7 +7,7 @@ MidiTok 3.1 MIDI-Like (default config, 32 velocities; it parses with symusic too
 one process. Throughput in files/s and seconds of music per second; density in tokens per second of music;
 the ratio is MidiTok's time over ours. The anchor measured here: MidiTok MIDI-Like 148 s, REMI 120 s.
 
-Run: ``.venv/bin/python benchmarks/tokenize.py [--limit N] [--jobs 2] [--shared ../shared/data]``.
+Run: ``.venv/bin/python benchmarks/tokenizer.py [--limit N] [--jobs 2] [--shared ../shared/data]``.
 Prints a rich table (stderr) and one JSON line (stdout).
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import sys
 
-# this file is called tokenize.py: keep its folder off sys.path so the standard library's tokenize wins
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse  # noqa: E402
 import json  # noqa: E402
