@@ -19,6 +19,7 @@ class OnsetsFramesOptions:
     min_frames: int | None = None
     chunk_seconds: float = 20.0
     overlap_seconds: float = 3.0
+    batch_chunks: int = 4  # chunks run together (faster; memory grows with it)
     threads: int = 2  # torch CPU threads (0: torch's default)
 
 
@@ -75,7 +76,7 @@ class OnsetsFramesTranscriber:
 
         samples = load_audio(audio, SAMPLE_RATE, mono=True)
         return transcribe_array(self.model(), samples, chunk_seconds=self.options.chunk_seconds,
-                                overlap_seconds=self.options.overlap_seconds)
+                                overlap_seconds=self.options.overlap_seconds, batch_chunks=self.options.batch_chunks)
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
         from maestro_cli.cliutil import atomic_output

@@ -308,3 +308,45 @@ def load_excerpts(cache: Path, split: str) -> Excerpts:
         mels.append(mel)
         notes.append(note_list)
     return Excerpts(mels, notes)
+
+
+@torch.no_grad()
+def tune_thresholds(model: OnsetsFrames, data: Excerpts,
+                    onset: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
+                    frame: tuple[float, ...] = (0.3, 0.4, 0.5)) -> tuple[OnsetsFramesConfig, float]:
+    """The decoding thresholds with the best mean note F1 on ``data`` (posteriors computed once), and that F1."""
+    from maestro_cli.transcription_metrics import evaluate_notes
+
+    model.eval()
+    posteriors = []
+    for mel in data.mels:
+        probs = model.posteriors(torch.from_numpy(mel.astype(np.float32))[None])
+        posteriors.append({k: v[0].numpy() for k, v in probs.items()})
+    best = (model.config, -1.0)
+    for onset_threshold in onset:
+        for frame_threshold in frame:
+            config = replace(model.config, onset_threshold=onset_threshold, frame_threshold=frame_threshold)
+            f1 = float(np.mean([evaluate_notes(notes[notes[:, 0] >= 0].astype(np.float64),
+                                               decode_notes(p["onset"], p["frame"], p["velocity"], config))["note_f1"]
+                                for p, notes in zip(posteriors, data.notes)]))
+            if f1 > best[1]:
+                best = (config, f1)
+    return best
+
+
+def export_model(checkpoint: Path, folder: Path, config: OnsetsFramesConfig | None = None) -> Path:
+    """Write ``folder/model.pt`` (weights, config, training facts; no optimizer state) and ``config.json``.
+
+    ``config`` replaces the checkpoint's config (e.g. with tuned thresholds; the shapes must match).
+    """
+    state = torch.load(find_checkpoint(Path(checkpoint)), map_location="cpu", weights_only=True)
+    if config is not None:
+        state["config"] = asdict(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = {key: state[key] for key in ("model", "config", "step", "wall_s", "best_f1", "params", "train_config")
+            if key in state}
+    keep["log"] = [entry for entry in state.get("log", []) if entry.get("kind") == "val"]
+    save_atomic(keep, folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps({"config": state["config"], "train_config": state.get(
+        "train_config", {}), "step": state.get("step")}, indent=1) + "\n", encoding="utf-8")
+    return folder / "model.pt"
