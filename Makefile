@@ -26,7 +26,8 @@ install: $(VENV)/.installed
 demo: install
 	mkdir -p $(DEMO_DIR)
 	$(BIN)/maestro generate --composer Chopin -n 4 --seconds 20 --seed 1 --out-dir $(DEMO_DIR) --overwrite \
-		| head -n 1 | $(BIN)/maestro render --out-dir $(DEMO_DIR) --overwrite
+		> $(DEMO_DIR)/generated.txt
+	head -n 1 $(DEMO_DIR)/generated.txt | $(BIN)/maestro render --out-dir $(DEMO_DIR) --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q
