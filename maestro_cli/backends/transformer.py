@@ -53,7 +53,8 @@ class TransformerGenerator:
         from maestro_cli import events
         from maestro_cli.composers import resolve_composer
         from maestro_cli.errors import MaestroError
-        from maestro_cli.models.transformer_train import load_model, pick_device
+        from maestro_cli.models.runtime import pick_device
+        from maestro_cli.models.transformer_train import load_model
 
         composer = resolve_composer(request.composer) if request.composer else events.UNKNOWN
         path = Path(request.checkpoint) if request.checkpoint else default_checkpoint()

@@ -12,7 +12,6 @@ validates, logs and saves.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maestro_cli.models.runtime import save_atomic, setup_process
 from maestro_cli.models.onsets_frames import (PRESETS, OnsetsFrames, OnsetsFramesConfig, checkpoint_dict,
                                               config_from_dict, decode_notes, labels_from_notes, loss_fn)
 
@@ -126,18 +126,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def find_checkpoint(path: Path) -> Path:
     """A ``.pt`` file, or the first of model.pt / best.pt / last.pt in a folder."""
     path = Path(path)
@@ -161,18 +149,7 @@ def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig,
     """Train (or resume) in run folder ``out``; returns the path of the best checkpoint."""
     from maestro_cli.cliutil import console
 
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = int(os.environ.get("RANK", "0"))
-    dev = pick_device(device)
-    if ddp:
-        import torch.distributed as dist
-
-        if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    dev, ddp, rank = setup_process(device, cfg.threads)
     main = rank == 0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

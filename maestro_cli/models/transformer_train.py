@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from maestro_cli.models.runtime import pick_device, save_atomic, setup_process
 from maestro_cli import events
 from maestro_cli.models.transformer import Transformer, TransformerConfig, preset_config
 
@@ -148,19 +149,6 @@ def lr_at(step: int, cfg: TrainConfig, cycle_start: int, total: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``; a ValueError if unavailable."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device '{name}'; expected auto, cpu, cuda or mps")
-    if (name == "cuda" and not torch.cuda.is_available()) or (name == "mps" and not torch.backends.mps.is_available()):
-        raise ValueError(f"device '{name}' is not available on this machine")
-    return torch.device(name)
-
-
 def model_config(cfg: TrainConfig, vocab_size: int) -> TransformerConfig:
     overrides = {f: getattr(cfg, f) for f in ("n_layer", "n_head", "d_model", "d_ff", "dropout")
                  if getattr(cfg, f) is not None}
@@ -171,12 +159,6 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> TransformerConfig:
 
 def tokenizer_info() -> dict:
     return {"name": "performance", "version": events.TOKENIZER_VERSION, "vocab": events.vocab()}
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -262,18 +244,7 @@ def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainC
 
     ``stop_after`` ends this invocation after that step (the schedule still targets ``cfg.steps``).
     """
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = int(os.environ.get("RANK", "0"))
-    dev = pick_device(device)
-    if ddp:
-        import torch.distributed as dist
-
-        if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    dev, ddp, rank = setup_process(device, cfg.threads)
     main = rank == 0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
