@@ -118,13 +118,7 @@ class OnsetsFramesTranscriber:
             raise MaestroError("no training excerpts could be made", cache)
         console.print(f"data cache {cache}: {len(train_data)} train, {len(val_data)} validation excerpts",
                       markup=False, highlight=False)
-        try:
-            return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume,
-                             device=request.device)
-        except FileNotFoundError as exc:
-            raise MaestroError(str(exc), request.out) from None
-        except ValueError as exc:
-            raise MaestroError(str(exc)) from None
+        return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume, device=request.device)
 
 
 @hookimpl

@@ -109,23 +109,18 @@ class TransformerGenerator:
         cfg = parse_dataclass(tt.TrainConfig, request.options, "transformer")
         if not Path(request.data).is_dir():
             raise MaestroError("dataset folder not found", request.data)
-        try:
-            if request.resume:
-                given = {item.split("=", 1)[0].strip().replace("-", "_") for item in request.options}
-                cfg = tt.TrainConfig(**{**tt.resume_config(Path(request.out)),
-                                        **{key: getattr(cfg, key) for key in given}})
-            if request.steps is not None:
-                cfg.steps = request.steps
-            if cfg.init:
-                cfg.init = str(default_checkpoint() if cfg.init == "default" else Path(cfg.init))
-            train_split = tt.load_split(Path(request.data), "train")
-            val_split = tt.load_split(Path(request.data), "validation")
-            return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,
-                            device=request.device)
-        except FileNotFoundError as exc:
-            raise MaestroError(str(exc), request.out) from None
-        except ValueError as exc:
-            raise MaestroError(str(exc)) from None
+        if request.resume:
+            given = {item.split("=", 1)[0].strip().replace("-", "_") for item in request.options}
+            cfg = tt.TrainConfig(**{**tt.resume_config(Path(request.out)),
+                                    **{key: getattr(cfg, key) for key in given}})
+        if request.steps is not None:
+            cfg.steps = request.steps
+        if cfg.init:
+            cfg.init = str(default_checkpoint() if cfg.init == "default" else Path(cfg.init))
+        train_split = tt.load_split(Path(request.data), "train")
+        val_split = tt.load_split(Path(request.data), "validation")
+        return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,
+                        device=request.device)
 
 
 @hookimpl

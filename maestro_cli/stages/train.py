@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from maestro_cli.errors import UsageError
+from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.registry import get_registry
 from maestro_cli.stages.common import OPTIONS
 
@@ -41,7 +41,12 @@ def command(
             trainer = registry.get(backend).create([])
             if not hasattr(trainer, "train"):
                 raise UsageError(f"backend '{backend}' cannot be trained")
-            result = trainer.train(TrainRequest(data, out, steps, resume, device, options or []))
+            try:
+                result = trainer.train(TrainRequest(data, out, steps, resume, device, options or []))
+            except FileNotFoundError as exc:  # e.g. --resume without a last checkpoint in the run folder
+                raise MaestroError(str(exc), out) from None
+            except ValueError as exc:  # e.g. an unavailable --device or an inconsistent configuration
+                raise MaestroError(str(exc)) from None
             print(result)
             return
     raise UsageError(f"no trainable backend named '{backend}'")
