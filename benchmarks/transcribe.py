@@ -108,8 +108,9 @@ def rendered_items(shared: Path, count: int, seconds: float, cache: Path, soundf
 
 
 def run_backend(name: str, items: list[Item]) -> dict[str, dict]:
-    """Per set: mean scores, seconds of audio, wall seconds."""
-    transcriber = get_backend("transcriber", name).create([])
+    """Per set: mean scores, seconds of audio, wall seconds. ``name:key=value:...`` passes backend options."""
+    backend, *options = name.split(":")
+    transcriber = get_backend("transcriber", backend).create(options)
     rows: dict[str, list[dict]] = {}
     audio_seconds: dict[str, float] = {}
     wall: dict[str, float] = {}
@@ -134,7 +135,8 @@ def run_backend(name: str, items: list[Item]) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", help="comma-separated transcriber names (default: every installed one)")
+    parser.add_argument("--backends", help="comma-separated transcriber names (default: every installed one); "
+                        "options after colons, e.g. onsets-frames:onset_threshold=0.4")
     parser.add_argument("--pieces", type=int, default=10, help="MAESTRO test MIDIs to render")
     parser.add_argument("--seconds", type=float, default=120.0, help="seconds of each rendered piece")
     parser.add_argument("--soundfont", type=Path, default=FLUIDR3)

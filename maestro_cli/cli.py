@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _add_plugin_commands()
         code = app(args=argv, standalone_mode=False, prog_name="maestro")
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         if isinstance(code, int) and code:
             sys.exit(code)
     except MaestroError as exc:
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader closed the pipe (`maestro ... | head -n 1`): stop quietly, like click does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        sys.exit(1)
     except Exception as exc:
         from typer._click import exceptions as click_exceptions
 

@@ -97,3 +97,18 @@ def test_output_path_refuses_to_overwrite(tmp_path):
     else:
         raise AssertionError("existing output was not refused")
     assert output_path(tmp_path / "piece.mid", ".wav", tmp_path, overwrite=True) == tmp_path / "piece.wav"
+
+
+def test_closed_stdout_pipe_exits_quietly():
+    import os
+    import subprocess
+
+    from helpers import MAESTRO
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `maestro plugins --json | head -n 0`: the reader is gone before anything is written
+    proc = subprocess.run([str(MAESTRO), "plugins", "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                          timeout=60)
+    os.close(write_end)
+    assert proc.returncode == 1
+    assert proc.stderr == ""

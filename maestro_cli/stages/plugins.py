@@ -16,7 +16,8 @@ def describe() -> list[dict]:
 
     manager.load_plugins()
     records: dict[str, dict] = {
-        name: {"name": name, "version": manager.plugin_version(name), "status": "ok", "backends": {}}
+        name: {"name": name, "version": manager.plugin_version(name), "status": "ok",
+               "builtin": name in manager.DEFAULT_PLUGINS, "backends": {}}
         for name in manager.plugin_names()
     }
     for stage in STAGE_HOOKS:
@@ -24,7 +25,8 @@ def describe() -> list[dict]:
             records[backend.plugin]["backends"].setdefault(stage, []).append(backend.name)
     for failure in manager.failures:
         records[failure.name] = {"name": failure.name, "version": None, "status": "failed",
-                                 "error": failure.reason, "backends": {}}
+                                 "builtin": failure.name in manager.DEFAULT_PLUGINS, "error": failure.reason,
+                                 "backends": {}}
     return list(records.values())
 
 
@@ -38,8 +40,12 @@ def command(as_json: bool = JSON) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("plugin", "version", "status", "backends")
+    table = Table()
+    table.add_column("plugin", no_wrap=True)
+    for label in ("version", "status", "backends"):
+        table.add_column(label)
     for record in records:
         backends = "; ".join(f"{stage}: {', '.join(names)}" for stage, names in record["backends"].items())
-        table.add_row(record["name"], record["version"] or "", record["status"], backends or record.get("error", ""))
+        name = f"{record['name'].rsplit('.', 1)[-1]} (built-in)" if record["builtin"] else record["name"]
+        table.add_row(name, record["version"] or "", record["status"], backends or record.get("error", ""))
     Console().print(table)
