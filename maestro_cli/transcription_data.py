@@ -248,6 +248,29 @@ def build(root: Path, out: Path, config: DataConfig, synthesize_audio: bool,
     return out
 
 
+def build_held_out(root: Path, out: Path, config: DataConfig, split: str = "validation-held-out",
+                   on_progress: Callable[[int, int], None] | None = None) -> Path:
+    """The validation excerpts rendered with :data:`HELD_OUT_SOUNDFONT` only, under ``out/split``.
+
+    A synthesiser the model never trained on: choosing checkpoints and decoding thresholds on it favours what
+    carries over to unseen (real) pianos rather than what fits the training soundfonts. Returns ``out``.
+    """
+    from dataclasses import replace
+
+    if not HELD_OUT_SOUNDFONT.is_file():
+        raise MaestroError("the held-out soundfont is missing (apt-get install fluid-soundfont-gm)", HELD_OUT_SOUNDFONT)
+    jobs = [replace(job, split=split) for job in plan(root, config, True) if job.split == "validation"]
+    todo = [job for job in jobs if not (out / split / f"{job.name}.npz").is_file()]
+    for done, job in enumerate(todo, 1):
+        try:
+            make_excerpt(job, config, [(HELD_OUT_SOUNDFONT, 0)], out)
+        except MaestroError:
+            pass
+        if on_progress:
+            on_progress(done, len(todo))
+    return out
+
+
 def load_split(out: Path, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(mel float16, notes float32)`` of every cached excerpt of ``split``, sorted by name."""
     for path in sorted((out / split).glob("*.npz")):

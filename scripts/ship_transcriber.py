@@ -1,11 +1,13 @@
 """Ship an onsets-frames run as the default transcription model under models/<name>/.
 
-Takes ``<run>/best.pt`` (highest validation note F1), picks the decoding thresholds with the best note F1 on
-the run's validation excerpts (synthesized validation-split pieces, never the test recordings), and writes
-``model.pt`` (weights + config, no optimizer) and ``config.json``. The scores for MODEL_CARD.md come from
-``benchmarks/transcribe.py`` run afterwards. Run from the repository root:
+Among the candidate checkpoints (default ``<run>/best.pt``), picks the one and the decoding thresholds with
+the best note F1 on held-out renders: the run's validation-split pieces rendered with FluidR3_GM, a soundfont
+the model never trained on (``--tune-on validation`` uses the run's own validation excerpts instead). The test
+recordings are never used. Writes ``model.pt`` (weights + config, no optimizer) and ``config.json``. The scores
+for MODEL_CARD.md come from ``benchmarks/transcribe.py`` run afterwards. Run from the repository root:
 
-    .venv/bin/python scripts/ship_transcriber.py --run /work/runs/transcriber --cache /work/runs/of-data
+    .venv/bin/python scripts/ship_transcriber.py --run /work/runs/transcriber --cache /work/runs/of-data \\
+        --data ../shared/data/maestro-v2.0.0-midi --checkpoint best.pt --checkpoint /work/runs/step4000.pt
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from maestro_cli.models import onsets_frames_train as oft
 from maestro_cli.models.onsets_frames import load_model
+from maestro_cli.transcription_data import DataConfig, build_held_out
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,19 +29,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True, help="the run's excerpt cache (validation split)")
+    parser.add_argument("--data", type=Path, help="the MAESTRO root the cache was built from (for --tune-on held-out)")
+    parser.add_argument("--tune-on", choices=("held-out", "validation"), default="held-out")
     parser.add_argument("--name", default="maestro-onsets-frames")
-    parser.add_argument("--checkpoint", default="best.pt")
+    parser.add_argument("--checkpoint", action="append", help="candidate (relative to --run, or a path); repeatable")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    source = args.run / args.checkpoint
-    model = load_model(source)
-    config, f1 = oft.tune_thresholds(model, oft.load_excerpts(args.cache, "validation"))
+    split = "validation"
+    if args.tune_on == "held-out":
+        if args.data is None:
+            parser.error("--tune-on held-out needs --data")
+        manifest = json.loads((args.cache / "manifest.json").read_text())
+        build_held_out(args.data, args.cache, DataConfig(**manifest["config"]))
+        split = "validation-held-out"
+    excerpts = oft.load_excerpts(args.cache, split)
+    results = []
+    for name in args.checkpoint or ["best.pt"]:
+        source = args.run / name if not Path(name).is_absolute() else Path(name)
+        config, f1 = oft.tune_thresholds(load_model(source), excerpts)
+        print(json.dumps({"candidate": str(source), "onset_threshold": config.onset_threshold,
+                          "frame_threshold": config.frame_threshold, f"{split}_note_f1": round(f1, 4)}))
+        results.append((f1, source, config))
+    f1, source, config = max(results, key=lambda r: r[0])
     path = oft.export_model(source, REPO / "models" / args.name, config)
     state = torch.load(path, weights_only=True)
-    print(json.dumps({"model": str(path), "step": state["step"], "wall_s": round(state["wall_s"]),
+    print(json.dumps({"model": str(path), "from": str(source), "step": state["step"], "wall_s": round(state["wall_s"]),
                       "params": state["params"], "validation_note_f1_at_0.5": round(state["best_f1"], 4),
                       "onset_threshold": config.onset_threshold, "frame_threshold": config.frame_threshold,
-                      "validation_note_f1_tuned": round(f1, 4), "bytes": path.stat().st_size}))
+                      f"{split}_note_f1_tuned": round(f1, 4), "bytes": path.stat().st_size}))
 
 
 if __name__ == "__main__":

@@ -263,3 +263,37 @@ def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestr
     bad = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(tmp_path / "x"),
                       "-o", "presett=tiny")
     assert bad.code == 2 and "unknown option 'presett'" in bad.stderr
+
+
+def test_mel_augmentation_changes_level_and_colour_but_keeps_the_floor(clip):
+    mel = _excerpts(clip).mels[0][:200].astype(np.float32)
+    rng = np.random.default_rng(0)
+    outs = [oft.augment_mel(mel, rng) for _ in range(8)]
+    assert all(out.shape == mel.shape and out.dtype == np.float32 for out in outs)
+    assert all(out.min() >= oft.LOG_FLOOR for out in outs)
+    shifts = [float(np.mean(out - mel) / oft.DB) for out in outs]  # mean change in dB over the crop
+    assert np.ptp(shifts) > 6.0 and max(abs(s) for s in shifts) < 40.0
+    # the EQ is smooth: a loud band moves with its neighbour (after removing the mean shift)
+    delta = outs[0] - mel
+    loud = mel.mean(axis=0) > np.median(mel.mean(axis=0))
+    step = np.abs(np.diff(delta.mean(axis=0)))[loud[1:] & loud[:-1]]
+    assert float(np.median(step)) < 0.5 * oft.DB
+    again = oft.augment_mel(mel, np.random.default_rng(0))
+    assert np.array_equal(again, outs[0])  # reproducible from the RNG (exact resume)
+
+
+def test_held_out_validation_is_rendered_with_the_held_out_soundfont_only(maestro_root, tmp_path, monkeypatch):
+    from maestro_cli import transcription_data as td
+
+    if not td.HELD_OUT_SOUNDFONT.is_file():
+        pytest.skip("fluid-soundfont-gm is not installed")
+    config = td.DataConfig(validation_pieces=1, validation_seconds=3.0, max_pieces=1, excerpts_per_piece=1)
+    rendered = []
+    original = td.make_excerpt
+    monkeypatch.setattr(td, "make_excerpt",
+                        lambda job, cfg, pianos, out: (rendered.append(pianos), original(job, cfg, pianos, out)))
+    td.build_held_out(maestro_root, tmp_path, config)
+    td.build_held_out(maestro_root, tmp_path, config)  # incremental: nothing left to render
+    assert rendered == [[(td.HELD_OUT_SOUNDFONT, 0)]]
+    [(mel, notes)] = list(td.load_split(tmp_path, "validation-held-out"))
+    assert mel.shape == (of.n_frames(3 * 16000, CONFIG), 229) and len(notes) > 0

@@ -55,6 +55,7 @@ class TrainConfig:
     excerpts_per_piece: int = 6
     validation_pieces: int = 16
     max_pieces: int = 0  # 0: every train-split piece
+    mel_augment: bool = True  # a fresh random gain, EQ curve and noise floor on every crop (see augment_mel)
 
 
 @dataclass
@@ -75,6 +76,27 @@ def model_config(cfg: TrainConfig) -> OnsetsFramesConfig:
     return replace(PRESETS[cfg.preset], **overrides)
 
 
+LOG_FLOOR = float(np.log(1e-5))  # the front end's floor (log of mel power)
+DB = np.log(10.0) / 10.0  # one decibel of power in natural-log units
+
+
+def augment_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Online augmentation of a log-mel crop (frames, n_mels), as a different piano, room and microphone would.
+
+    The cached excerpts are rendered and augmented once; this varies them again at every draw: a gain of
+    -12..+12 dB, a smooth EQ curve over the mel bands (four random cosines, about +-6 dB), and, half of the time,
+    a stationary noise floor 25-60 dB below the crop's loudest band, added in the power domain.
+    """
+    bands = np.linspace(0.0, np.pi, mel.shape[1], dtype=np.float32)
+    curve = sum(rng.normal(0.0, 2.5) * np.cos(k * bands + rng.uniform(0, np.pi)) for k in range(1, 5))
+    out = mel + np.float32(DB * (rng.uniform(-12.0, 12.0) + curve))
+    if rng.random() < 0.5:
+        tilt = np.float32(DB * rng.uniform(-3.0, 0.0)) * np.arange(mel.shape[1], dtype=np.float32) / 20.0
+        floor = out.max() - DB * rng.uniform(25.0, 60.0) + tilt
+        out = np.logaddexp(out, floor + np.float32(DB) * rng.normal(0.0, 1.0, out.shape).astype(np.float32))
+    return np.maximum(out, LOG_FLOOR).astype(np.float32)
+
+
 def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.random.Generator
                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``batch_size`` random crops: log-mel (B, T, M) and targets (B, T, 88)."""
@@ -85,7 +107,9 @@ def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.ra
         crop = np.zeros((cfg.seq_frames, mel.shape[1]), np.float32)
         piece = mel[start:start + cfg.seq_frames]
         crop[:len(piece)] = piece
-        crop[len(piece):] = np.log(1e-5)
+        crop[len(piece):] = LOG_FLOOR
+        if cfg.mel_augment:
+            crop = augment_mel(crop, rng)
         shifted = notes.copy()
         shifted[:, :2] -= start / frame_rate
         for name, value in labels_from_notes(shifted, cfg.seq_frames, frame_rate).items():
