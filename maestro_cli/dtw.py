@@ -1,15 +1,16 @@
 """Multi-resolution DTW on chroma + onset features, in memory linear in the length of the pieces.
 
 1. Coarse level: features smoothed and downsampled (2 Hz for 50 Hz input), full DTW. Its end is open: the
-   path may stop before the performance does (trailing applause or noise), chosen by the lowest cost per step;
-   the start is found the same way on the reversed sequences.
+   path may stop before the performance does (trailing applause or noise): the end with the lowest total cost,
+   each performance frame left out costing :data:`SKIP_COST` (a per-step mean cost instead cut slow
+   ritardandos short); the start is found the same way on the reversed sequences.
 2. Finer levels: the path of the level above, projected and widened by a margin, is the band in which DTW runs
    again. The local cost at every level is ``alpha * (1 - chroma cosine) + (1 - alpha) * onset distance``
    (onsets as density per pitch class at the coarse levels, DLNCO at full resolution).
 
 The DTW kernel is compiled with numba (lazily, cached in ``$NUMBA_CACHE_DIR``, default
-``~/.cache/maestro/numba``). Step sizes (1,0), (0,1), (1,1) with equal weights (measured best on rendered
-pieces with tempo changes).
+``~/.cache/maestro/numba``). Step sizes (1,0), (0,1), (1,1) with equal weights; band radius, weights, skip
+cost and ``alpha`` were chosen by measurement on ASAP renders (see docs/align.md).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from maestro_cli.sync_features import Features, _unit_rows
 
 #: Keep the coarse full matrix under this many cells (about 50 MB of working memory).
 MAX_COARSE_CELLS = 4_000_000
-RADIUS = 2  # band half-width at each finer level, in frames of the level above
+RADIUS = 4  # band half-width at each finer level, in frames of the level above
 WEIGHTS = (1.0, 1.0, 1.0)  # horizontal (performance advances), vertical (score advances), diagonal
+#: Cost of each performance frame an open end leaves out (a frame on the path costs 0..1 at equal weights).
+SKIP_COST = 0.25
 _kernel = None
 
 
@@ -56,7 +59,7 @@ def _compile():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def band_dtw(xc, yc, xo, yo, alpha, lo, hi, wh, wv, wd, begin_limit, end_from):
+    def band_dtw(xc, yc, xo, yo, alpha, lo, hi, wh, wv, wd, begin_limit, end_from, skip):
         n = xc.shape[0]
         use_onset = xo.shape[0] == n and alpha < 1.0
         offsets = np.zeros(n + 1, np.int64)
@@ -83,8 +86,8 @@ def _compile():
                 best = np.inf
                 how = -1
                 length = 0
-                if i == 0 and j < begin_limit:
-                    best = wd * c
+                if i == 0 and j < begin_limit:  # open start: each performance frame left out costs ``skip``
+                    best = skip * (j - lo[0]) + wd * c
                     how = 0
                     length = 1
                 if j > lo[i] and acc[k - 1] + wh * c < best:
@@ -106,14 +109,15 @@ def _compile():
                 acc[k] = best
                 steps[k] = length
                 move[k] = how
-        # open end: the lowest cost per step among the allowed end columns of the last row
+        # open end: the lowest total cost among the allowed end columns of the last row, each performance frame
+        # left after the end costing ``skip``
         i = n - 1
         best_j = -1
         best_score = np.inf
         for j in range(max(end_from, lo[i]), hi[i]):
             k = offsets[i] + j - lo[i]
-            if steps[k] > 0 and acc[k] / steps[k] < best_score:
-                best_score = acc[k] / steps[k]
+            if steps[k] > 0 and acc[k] + skip * (hi[i] - 1 - j) < best_score:
+                best_score = acc[k] + skip * (hi[i] - 1 - j)
                 best_j = j
         if best_j < 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -167,7 +171,8 @@ def _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit, end_from):
     return kernel(np.ascontiguousarray(xc), np.ascontiguousarray(yc),
                   np.ascontiguousarray(xo) if xo is not None else empty,
                   np.ascontiguousarray(yo) if yo is not None else empty,
-                  float(alpha), lo.astype(np.int64), hi.astype(np.int64), wh, wv, wd, int(begin_limit), int(end_from))
+                  float(alpha), lo.astype(np.int64), hi.astype(np.int64), wh, wv, wd, int(begin_limit), int(end_from),
+                  float(SKIP_COST))
 
 
 def _band(path_i, path_j, ratio, n, m, radius):
@@ -223,9 +228,9 @@ def align_features(score: Features, performance: Features, alpha: float = 0.5, o
         ratio = previous // current
         xc, yc = _downsample(score.chroma, current), _downsample(performance.chroma, current)
         lo, hi = _band(path_i, path_j, ratio, len(xc), len(yc), radius=RADIUS * ratio)
-        # closed ends inside the band: waiting on the first/last score row is harmless (see strict_pairs)
+        # open ends inside the band too (a closed end would stretch the last score frame to the band's edge)
         xo, yo = _downsample_onsets(score.onset, current), _downsample_onsets(performance.onset, current)
-        path_i, path_j = _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit=lo[0] + 1, end_from=hi[-1] - 1)
+        path_i, path_j = _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit=hi[0], end_from=lo[-1])
     cost = float(np.mean(1.0 - np.einsum("ij,ij->i", score.chroma[path_i], performance.chroma[path_j])))
     return DTWResult(path_i, path_j, cost)
 

@@ -1,15 +1,17 @@
-"""Synchronisation features at 50 Hz: chroma and decaying onset chroma (DLNCO-like), from audio or from notes.
+"""Synchronisation features at 50 Hz: chroma and decaying onset chroma (DLNCO), from audio or from notes.
 
-Both sides of an alignment go through the same last steps (log compression, folding to 12 pitch classes,
-normalisation), so audio features and symbolic features of the same music are directly comparable:
+Both sides of an alignment go through the same last steps (folding to 12 pitch classes, quantisation,
+local normalisation), so audio features and symbolic features of the same music are directly comparable:
 
-* chroma: per-pitch energy (audio: STFT bins pooled per MIDI pitch; notes: velocity with a piano-like decay
-  and a few harmonics) -> log compression -> folded to chroma -> unit length;
-* onsets: per-pitch energy increase (audio: half-wave rectified log-energy difference of a short STFT; notes:
-  one impulse per note) -> chroma -> local max normalisation over 0.8 s -> decaying filter over 10 frames
-  (Ewert, Müller & Grosche 2009, "DLNCO") -> unit length (silence stays zero).
+* chroma: per-pitch energy (audio: the multirate IIR pitch filterbank of :mod:`maestro_cli.pitch_filterbank`;
+  notes: velocity with a piano-like decay and a few harmonics) -> folded to chroma -> quantised like CENS
+  (l1-normalised, 1/4 for every step of 0.05/0.1/0.2/0.4 exceeded) -> unit length;
+* onsets: one impulse per note onset and pitch (audio: peaks of the rectified slope of each pitch band's
+  smoothed log energy at 147 Hz, above 2/3 of the local maximum over 0.3 s, weighted by the log of the slope;
+  notes: velocity) -> chroma -> local max normalisation over 0.8 s -> decay over 10 frames, the maximum of
+  the decayed copies (Ewert, Müller & Grosche 2009, "DLNCO"; silence stays zero).
 
-Everything is vectorised numpy; a 20-minute recording takes a few seconds.
+Everything is numpy/scipy and block-wise or column-wise, so memory stays at the size of the outputs.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ HOP = SAMPLE_RATE // FEATURE_RATE  # 441 samples = 20 ms
 MIDI_MIN, MIDI_MAX = 21, 108
 #: Audio frames quieter than this (relative to the loudest frame) count as silence at the ends.
 SILENCE_DB = -45.0
+#: Onset curves of the audio: 6.8 ms frames (150 samples at 22050 Hz, 30 at 4410 Hz, 6 at 882 Hz).
+ONSET_RATE = 147
 _DECAY = np.sqrt(1.0 / np.arange(1, 11))
-_LOG_GAMMA = 100.0
-_ONSET_FLOOR = 0.1
+_QUANT_STEPS = (0.05, 0.1, 0.2, 0.4)
+_ENERGY_GAMMA = 100.0  # log compression of band energy (relative to the loudest pitch frame) before the slope
+_SLOPE_GAMMA = 1e5  # log compression of the onset slopes' heights
 
 
 @dataclass
@@ -56,36 +61,38 @@ def _unit_rows(x: np.ndarray, threshold: float = 1e-6, fill: float | None = None
     return out
 
 
-def _fold(pitch_energy: np.ndarray) -> np.ndarray:
-    """(frames, 128) -> (frames, 12)."""
+def _fold(pitch_energy: np.ndarray, first_pitch: int = 0) -> np.ndarray:
+    """(frames, pitches from ``first_pitch``) -> (frames, 12)."""
     chroma = np.zeros((len(pitch_energy), 12))
     for pc in range(12):
-        chroma[:, pc] = pitch_energy[:, pc::12].sum(axis=1)
+        chroma[:, pc] = pitch_energy[:, (pc - first_pitch) % 12::12].sum(axis=1)
     return chroma
 
 
-def _chroma_from_pitch(pitch_energy: np.ndarray) -> np.ndarray:
-    peak = pitch_energy.max(initial=0.0)
-    compressed = np.log1p(_LOG_GAMMA * pitch_energy / peak) if peak > 0 else pitch_energy
-    return _unit_rows(_fold(compressed), threshold=1e-3, fill=1.0 / np.sqrt(12))
+def _chroma_from_pitch(pitch_energy: np.ndarray, first_pitch: int = 0) -> np.ndarray:
+    """Quantised chroma (CENS steps, without the smoothing), unit rows; silent frames get the uniform vector."""
+    chroma = _fold(pitch_energy, first_pitch)
+    total = chroma.sum(axis=1, keepdims=True)
+    silent = total[:, 0] <= 1e-6 * max(total.max(initial=0.0), 1e-30)
+    share = chroma / np.where(silent[:, None], 1.0, total)
+    quantised = sum((share > step).astype(np.float64) for step in _QUANT_STEPS) / len(_QUANT_STEPS)
+    quantised[silent] = 0.0
+    return _unit_rows(quantised, threshold=1e-3, fill=1.0 / np.sqrt(12))
 
 
 def _dlnco(onset_chroma: np.ndarray, rate: int) -> np.ndarray:
-    """Local max normalisation over 0.8 s, then a decaying filter over 10 frames, then unit rows."""
+    """Local max normalisation over 0.8 s, then the maximum of 10 decaying copies (not unit rows)."""
     from scipy.ndimage import maximum_filter1d
 
-    frames = len(onset_chroma)
-    if frames == 0:
+    if len(onset_chroma) == 0:
         return onset_chroma
-    total = onset_chroma.sum(axis=1)
-    local = maximum_filter1d(total, size=max(1, int(0.8 * rate)), mode="constant")
-    peak = total.max()
-    normalised = onset_chroma / np.maximum(local, 0.1 * peak + 1e-12)[:, None]
-    normalised[normalised < _ONSET_FLOOR] = 0.0  # flux of decaying notes and leakage is not an onset
-    decayed = np.zeros_like(normalised)
-    for k, coef in enumerate(_DECAY):
-        decayed[k:] += coef * normalised[: frames - k]
-    return _unit_rows(decayed, threshold=1e-3)
+    norm = np.linalg.norm(onset_chroma, axis=1)
+    local = maximum_filter1d(norm, size=max(1, int(0.8 * rate)), mode="constant")
+    normalised = onset_chroma / np.maximum(local, 0.1 * norm.max() + 1e-12)[:, None]
+    decayed = normalised.copy()
+    for k, coef in enumerate(_DECAY[1:], 1):
+        np.maximum(decayed[k:], coef * normalised[:-k], out=decayed[k:])
+    return decayed
 
 
 # ---------------------------------------------------------------------------------------------- audio side
@@ -105,22 +112,25 @@ def _stft_blocks(audio: np.ndarray, n_fft: int, step: int = 1, block: int = 2048
         yield (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
 
 
-def _pitch_energy(audio: np.ndarray, n_fft: int, tuning_cents: float) -> np.ndarray:
-    """(frames, 128) energy per MIDI pitch, computed block by block so memory stays at the size of the output."""
-    pool = _pitch_pooling(n_fft, tuning_cents)
-    return np.concatenate([power @ pool for power in _stft_blocks(audio, n_fft)])
+def _onset_chroma(onset_energy: np.ndarray, reference: float, frames: int) -> np.ndarray:
+    """(frames, 12) onset impulses at :data:`FEATURE_RATE` from per-pitch energy at :data:`ONSET_RATE`.
 
+    Per pitch band (one column at a time, so memory stays small): log energy, Gaussian smoothing (13.6 ms),
+    rectified slope, its peaks above 2/3 of the local maximum over 0.3 s, each weighted by the log of its height.
+    """
+    from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
-def _pitch_pooling(n_fft: int, tuning_cents: float) -> np.ndarray:
-    """Sparse-as-dense (bins, 128) matrix pooling STFT bins into MIDI pitches 21..108."""
-    freqs = np.arange(n_fft // 2 + 1) * SAMPLE_RATE / n_fft
-    with np.errstate(divide="ignore"):
-        midi = 69 + 12 * np.log2(freqs / 440.0) - tuning_cents / 100.0
-    nearest = np.round(midi)
-    pool = np.zeros((len(freqs), 128), dtype=np.float32)
-    valid = np.isfinite(midi) & (nearest >= MIDI_MIN) & (nearest <= MIDI_MAX)
-    pool[np.flatnonzero(valid), nearest[valid].astype(int)] = 1.0
-    return pool
+    out = np.zeros((frames, 12))
+    size = int(0.3 * ONSET_RATE)
+    for k in range(onset_energy.shape[1]):
+        curve = gaussian_filter1d(np.log1p(_ENERGY_GAMMA / reference * onset_energy[:, k].astype(np.float64)), 2.0)
+        slope = np.maximum(np.diff(curve, prepend=curve[:1]), 0.0)
+        local = maximum_filter1d(slope, size=size)
+        mid = slope[1:-1]
+        peaks = np.flatnonzero((mid > slope[:-2]) & (mid >= slope[2:]) & (mid >= 2.0 / 3.0 * local[1:-1])) + 1
+        frame = np.minimum(np.round(peaks * (FEATURE_RATE / ONSET_RATE)).astype(int), frames - 1)
+        np.add.at(out[:, (MIDI_MIN + k) % 12], frame, np.log1p(_SLOPE_GAMMA * slope[peaks]))
+    return out
 
 
 def estimate_tuning(audio: np.ndarray, n_fft: int = 4096) -> float:
@@ -150,20 +160,18 @@ def estimate_tuning(audio: np.ndarray, n_fft: int = 4096) -> float:
 
 def audio_features(audio: np.ndarray, path: Path | str | None = None, trim: bool = True) -> Features:
     """Chroma + DLNCO features of mono ``audio`` at :data:`SAMPLE_RATE`; silent ends trimmed if ``trim``."""
+    from maestro_cli.pitch_filterbank import band_energy
+
     if len(audio) < HOP * 4:
         raise MaestroError("audio is too short to align (under 0.1 s)", path)
-    tuning = estimate_tuning(audio)
-    pitch = _pitch_energy(audio, 4096, tuning)
-    onset_pitch = _pitch_energy(audio, 1024, tuning)
+    pitch, onset_energy = band_energy(audio, estimate_tuning(audio), (FEATURE_RATE, ONSET_RATE))
     energy = pitch.sum(axis=1)
     start, stop = _active_range(energy) if trim else (0, len(energy))
     if stop <= start:
         raise MaestroError("audio is silent: nothing to align", path)
-    chroma = _chroma_from_pitch(pitch[start:stop])
-    log_onset = np.log1p(_LOG_GAMMA * onset_pitch / max(onset_pitch.max(), 1e-12))
-    flux = np.maximum(np.diff(log_onset, axis=0, prepend=log_onset[:1]), 0.0)
-    onset = _dlnco(_fold(flux[start:stop]), FEATURE_RATE)
-    return Features(chroma, onset, start / FEATURE_RATE)
+    chroma = _chroma_from_pitch(pitch[start:stop], MIDI_MIN)
+    onsets = _onset_chroma(onset_energy, float(pitch.max()), len(pitch))
+    return Features(chroma, _dlnco(onsets[start:stop], FEATURE_RATE), start / FEATURE_RATE)
 
 
 def _active_range(energy: np.ndarray) -> tuple[int, int]:
