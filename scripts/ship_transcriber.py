@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--tune-on", choices=("held-out", "validation"), default="held-out")
     parser.add_argument("--name", default="maestro-onsets-frames")
     parser.add_argument("--checkpoint", action="append", help="candidate (relative to --run, or a path); repeatable")
+    parser.add_argument("--dry-run", action="store_true", help="score the candidates, ship nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
     split = "validation"
@@ -50,6 +51,8 @@ def main() -> None:
         print(json.dumps({"candidate": str(source), "onset_threshold": config.onset_threshold,
                           "frame_threshold": config.frame_threshold, f"{split}_note_f1": round(f1, 4)}))
         results.append((f1, source, config))
+    if args.dry_run:
+        return
     f1, source, config = max(results, key=lambda r: r[0])
     path = oft.export_model(source, REPO / "models" / args.name, config)
     state = torch.load(path, weights_only=True)
