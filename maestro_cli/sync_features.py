@@ -35,6 +35,7 @@ _DECAY = np.sqrt(1.0 / np.arange(1, 11))
 _QUANT_STEPS = (0.05, 0.1, 0.2, 0.4)
 _ENERGY_GAMMA = 100.0  # log compression of band energy (relative to the loudest pitch frame) before the slope
 _SLOPE_GAMMA = 1e5  # log compression of the onset slopes' heights
+_NOTE_ONSET_GAMMA = 1e3  # log compression of the notes' onset impulses (velocity / 127 times 1/k)
 
 
 @dataclass
@@ -203,11 +204,13 @@ def read_notes(path: Path | str) -> np.ndarray:
     return notes[np.argsort(notes["start_s"], kind="stable")]
 
 
-def note_features(notes: np.ndarray, harmonics: bool = True, decay_s: float = 1.5) -> Features:
+def note_features(notes: np.ndarray, harmonics: bool = True, decay_s: float = 0.8) -> Features:
     """Chroma + DLNCO features computed directly from notes, starting at the first onset.
 
-    Each note contributes velocity-weighted energy over its duration with an exponential decay (a piano
-    string fades) and, if ``harmonics``, partials 2..6 with weights 1/k so the chroma resembles that of audio.
+    Each note contributes the energy (squared amplitude, like the audio side) of a velocity-weighted
+    amplitude over its duration with an exponential decay (a piano string fades) and, if ``harmonics``,
+    partials 2..6 with amplitudes 1/k so the chroma resembles that of audio; its onset impulses are
+    log-compressed like the audio's onset peaks.
     """
     start = float(notes["start_s"].min())
     onsets = notes["start_s"] - start
@@ -230,9 +233,10 @@ def note_features(notes: np.ndarray, harmonics: bool = True, decay_s: float = 1.
     for shift, weight in partials:
         target = notes["pitch"].astype(int) + shift
         keep = target[note_index] <= 127
-        np.add.at(pitch, (frame[keep], target[note_index][keep]), weight * amplitude[keep])
+        np.add.at(pitch, (frame[keep], target[note_index][keep]), (weight * amplitude[keep]) ** 2)
         keep_onset = target <= 127
-        np.add.at(onset_pitch, (first[keep_onset], target[keep_onset]), weight * velocity[keep_onset])
+        np.add.at(onset_pitch, (first[keep_onset], target[keep_onset]),
+                  np.log1p(_NOTE_ONSET_GAMMA * weight * velocity[keep_onset]))
     chroma = _chroma_from_pitch(pitch)
     onset = _dlnco(_fold(onset_pitch), FEATURE_RATE)
     return Features(chroma, onset, start)
