@@ -229,8 +229,9 @@ def align_features(score: Features, performance: Features, alpha: float = 0.5, o
         xc, yc = _downsample(score.chroma, current), _downsample(performance.chroma, current)
         lo, hi = _band(path_i, path_j, ratio, len(xc), len(yc), radius=RADIUS * ratio)
         # open ends inside the band too (a closed end would stretch the last score frame to the band's edge)
+        begin_limit, end_from = (hi[0], lo[-1]) if open_ends else (lo[0] + 1, hi[-1] - 1)
         xo, yo = _downsample_onsets(score.onset, current), _downsample_onsets(performance.onset, current)
-        path_i, path_j = _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit=hi[0], end_from=lo[-1])
+        path_i, path_j = _run(xc, yc, xo, yo, alpha, lo, hi, begin_limit, end_from)
     cost = float(np.mean(1.0 - np.einsum("ij,ij->i", score.chroma[path_i], performance.chroma[path_j])))
     return DTWResult(path_i, path_j, cost)
 
