@@ -2,18 +2,20 @@
 
 Among the candidate checkpoints (default ``<run>/best.pt``), picks the one and the decoding thresholds with
 the best note F1 on held-out renders: the run's validation-split pieces rendered with FluidR3_GM, a soundfont
-the model never trained on (``--tune-on validation`` uses the run's own validation excerpts instead). The test
-recordings are never used. Writes ``model.pt`` (weights + config, no optimizer) and ``config.json``. The scores
+the model never trained on (``--tune-on validation`` uses the run's own validation excerpts instead).
+``--average`` adds one more candidate: the mean of the candidates' weights (snapshots of one run a few hundred
+steps apart; smoother than any one of them). The test recordings are never used. Writes ``model.pt`` (weights + config, no optimizer) and ``config.json``. The scores
 for MODEL_CARD.md come from ``benchmarks/transcribe.py`` run afterwards. Run from the repository root:
 
     .venv/bin/python scripts/ship_transcriber.py --run /work/runs/transcriber --cache /work/runs/of-data \\
-        --data ../shared/data/maestro-v2.0.0-midi --checkpoint best.pt --checkpoint /work/runs/step4000.pt
+        --data ../shared/data/maestro-v2.0.0-midi --checkpoint snapshots/step6000.pt --checkpoint last.pt --average
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -25,6 +27,16 @@ from maestro_cli.transcription_data import DataConfig, build_held_out
 REPO = Path(__file__).resolve().parents[1]
 
 
+def average_weights(sources: list[Path], out: Path) -> Path:
+    """Write the last source's checkpoint with the element-wise mean of all sources' weights to ``out``."""
+    states = [torch.load(oft.find_checkpoint(source), map_location="cpu", weights_only=True) for source in sources]
+    averaged = dict(states[-1])
+    averaged["model"] = {name: (sum(state["model"][name].double() for state in states) / len(states)).to(value.dtype)
+                         for name, value in states[-1]["model"].items()}
+    torch.save(averaged, out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -33,6 +45,7 @@ def main() -> None:
     parser.add_argument("--tune-on", choices=("held-out", "validation"), default="held-out")
     parser.add_argument("--name", default="maestro-onsets-frames")
     parser.add_argument("--checkpoint", action="append", help="candidate (relative to --run, or a path); repeatable")
+    parser.add_argument("--average", action="store_true", help="also score the mean of the candidates' weights")
     parser.add_argument("--dry-run", action="store_true", help="score the candidates, ship nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -44,9 +57,12 @@ def main() -> None:
         build_held_out(args.data, args.cache, DataConfig(**manifest["config"]))
         split = "validation-held-out"
     excerpts = oft.load_excerpts(args.cache, split)
+    sources = [args.run / name for name in args.checkpoint or ["best.pt"]]  # an absolute name stays as it is
+    workdir = tempfile.TemporaryDirectory()
+    if args.average and len(sources) > 1:
+        sources.append(average_weights(sources, Path(workdir.name) / f"average-of-{len(sources)}.pt"))
     results = []
-    for name in args.checkpoint or ["best.pt"]:
-        source = args.run / name if not Path(name).is_absolute() else Path(name)
+    for source in sources:
         config, f1 = oft.tune_thresholds(load_model(source), excerpts)
         print(json.dumps({"candidate": str(source), "onset_threshold": config.onset_threshold,
                           "frame_threshold": config.frame_threshold, f"{split}_note_f1": round(f1, 4)}))
@@ -56,7 +72,8 @@ def main() -> None:
     f1, source, config = max(results, key=lambda r: r[0])
     path = oft.export_model(source, REPO / "models" / args.name, config)
     state = torch.load(path, weights_only=True)
-    print(json.dumps({"model": str(path), "from": str(source), "step": state["step"], "wall_s": round(state["wall_s"]),
+    print(json.dumps({"model": str(path), "from": str(source) if source.parent != Path(workdir.name) else
+                      f"mean of {', '.join(str(s) for s in sources[:-1])}", "step": state["step"], "wall_s": round(state["wall_s"]),
                       "params": state["params"], "validation_note_f1_at_0.5": round(state["best_f1"], 4),
                       "onset_threshold": config.onset_threshold, "frame_threshold": config.frame_threshold,
                       f"{split}_note_f1_tuned": round(f1, 4), "bytes": path.stat().st_size}))

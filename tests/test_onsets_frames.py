@@ -232,6 +232,19 @@ def test_resume_continues_exactly(clip, tmp_path):
         oft.train(data, data, tmp_path / "c", oft.TrainConfig(steps=4, **cfg), resume=True)
 
 
+def test_snapshots_keep_weights_only(clip, tmp_path):
+    data = _excerpts(clip)
+    cfg = oft.TrainConfig(preset="tiny", batch_size=2, seq_frames=64, eval_every=2, snapshot_every=2, steps=4,
+                          threads=1)
+    oft.train(data, data, tmp_path, cfg)
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["step2.pt", "step4.pt"]
+    snapshot = torch.load(tmp_path / "snapshots" / "step4.pt", weights_only=True)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert "optimizer" not in snapshot and snapshot["step"] == 4
+    assert all(torch.equal(value, last["model"][name]) for name, value in snapshot["model"].items())
+    assert of.load_model(tmp_path / "snapshots" / "step4.pt").config == of.load_model(tmp_path / "last.pt").config
+
+
 def test_random_batch_targets_follow_the_crop(clip):
     data = _excerpts(clip)
     cfg = oft.TrainConfig(batch_size=4, seq_frames=100)

@@ -44,6 +44,7 @@ class TrainConfig:
     grad_clip: float = 3.0
     eval_every: int = 250
     log_every: int = 10
+    snapshot_every: int = 0  # also keep the weights as snapshots/step<N>.pt every N steps (0: never)
     seed: int = 0
     threads: int = 1  # torch CPU threads per process (0: torch's default)
     max_minutes: float | None = None  # stop cleanly (and save) after this much wall time in this invocation
@@ -222,6 +223,10 @@ def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig,
             best_f1 = payload["best_f1"] = scores["note_f1"]
             save_atomic(payload, best_path)
         save_atomic(payload, last_path)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # weights only: candidates for shipping
+            (out / "snapshots").mkdir(exist_ok=True)
+            save_atomic({k: v for k, v in payload.items() if k not in ("optimizer", "rng", "log")},
+                        out / "snapshots" / f"step{step}.pt")
 
     def evaluate() -> None:
         scores = validate(model, val_data, dev) if len(val_data) else {"note_f1": 0.0}
