@@ -13,14 +13,11 @@ Prints rich tables (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
-from pathlib import Path
-
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
+import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `maestro generate` does (see passive_openmp)
 
