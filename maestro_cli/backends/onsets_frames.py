@@ -124,5 +124,5 @@ class OnsetsFramesTranscriber:
 @hookimpl
 def register_transcribers(register):
     register("onsets-frames", OnsetsFramesTranscriber, options=OnsetsFramesOptions, aliases=("onsets-and-frames",),
-             priority=5, description="Onsets and Frames (Hawthorne et al. 2018/2019) on a log-mel front end; "
+             priority=20, description="Onsets and Frames (Hawthorne et al. 2018/2019) on a log-mel front end; "
                                      "overlapping chunks for long recordings; trainable on rendered MIDI")
