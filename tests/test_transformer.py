@@ -215,6 +215,21 @@ def test_nll_of_a_piece_scores_every_event_once():
     assert shuffled["events"] == int(TWO.lengths.sum()) - 2 and shuffled["perplexity"] > 1
 
 
+def test_resume_with_other_steps_restarts_or_refits_the_cycle(tmp_path):
+    cfg = dict(**{**TINY, "eval_every": 2})
+    for new_cycle, expected in ((True, {"cycle_start": 2, "total": 6}), (False, {"cycle_start": 0, "total": 6})):
+        out = tmp_path / str(new_cycle)
+        tt.train(TWO, TWO, out, tt.TrainConfig(**cfg, steps=10), device="cpu", stop_after=2)
+        tt.train(TWO, TWO, out, tt.TrainConfig(**cfg, steps=6, new_cycle=new_cycle), device="cpu", resume=True,
+                 stop_after=3)
+        state = torch.load(out / "last.pt", weights_only=True)
+        assert state["scheduler"] == expected
+        resumed = tt.TrainConfig(**cfg, steps=6)
+        lr_at_resume = tt.lr_at(2, resumed, **expected)
+        assert (lr_at_resume == resumed.lr / TINY["warmup"]) == new_cycle  # a new cycle starts a new warm-up
+    assert tt.lr_at(6, resumed, **expected) == resumed.lr * resumed.min_lr_ratio  # the re-fitted cycle ends at 6
+
+
 def test_cli_train_and_resume_keep_the_run_options(tmp_path):
     cache = write_cache(tmp_path / "cache", TWO)
     options = [f"-o{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]

@@ -59,6 +59,7 @@ class TrainConfig:
     threads: int = 2  # torch CPU threads per process (0: torch's default)
     init: str | None = None  # start from these weights (a model folder or .pt) instead of random
     max_minutes: float | None = None  # stop cleanly (and save) after this much wall time in this invocation
+    new_cycle: bool = True  # --resume with other --steps: a new warm-up + cosine cycle (false: move the cycle's end)
 
 
 @dataclass
@@ -282,8 +283,8 @@ def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainC
             rng.bit_generator.state = state["rng"]["numpy"]
             torch.set_rng_state(state["rng"]["torch"])
             random.setstate(tuple(state["rng"]["python"]))
-        if cfg.steps != schedule["total"]:  # a longer (or shorter) run: a new warm-up + cosine cycle from here
-            schedule = {"cycle_start": step, "total": cfg.steps}
+        if cfg.steps != schedule["total"]:  # a longer (or shorter) run: a new cycle from here, or the same one re-fitted
+            schedule = {"cycle_start": step if cfg.new_cycle else schedule["cycle_start"], "total": cfg.steps}
     net = model
     if ddp:
         from torch.nn.parallel import DistributedDataParallel
