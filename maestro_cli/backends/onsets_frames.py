@@ -51,7 +51,7 @@ class OnsetsFramesTranscriber:
 
             from maestro_cli.errors import MaestroError
             from maestro_cli.models.onsets_frames import load_model
-            from maestro_cli.models.onsets_frames_train import find_checkpoint
+            from maestro_cli.models.runtime import find_checkpoint
 
             if self.options.threads > 0:
                 torch.set_num_threads(self.options.threads)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maestro_cli.models.runtime import save_atomic, setup_process
+from maestro_cli.models.runtime import find_checkpoint, save_atomic, setup_process
 from maestro_cli.models.onsets_frames import (PRESETS, OnsetsFrames, OnsetsFramesConfig, checkpoint_dict,
                                               config_from_dict, decode_notes, labels_from_notes, loss_fn)
 
@@ -149,19 +149,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
-
-
-def find_checkpoint(path: Path) -> Path:
-    """A ``.pt`` file, or the first of model.pt / best.pt / last.pt in a folder."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("model.pt", "best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"no model.pt, best.pt or last.pt in {path}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return path
 
 
 def _log(out: Path, entry: dict) -> None:

@@ -1,4 +1,4 @@
-"""What every trainer shares: device choice, process-group set-up for torchrun, atomic checkpoint writes."""
+"""What every trainer shares: device choice, process-group set-up for torchrun, checkpoint files."""
 
 from __future__ import annotations
 
@@ -46,3 +46,19 @@ def save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A ``.pt`` file, or the first of model.pt / best.pt / last.pt in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no {', '.join(CHECKPOINT_NAMES)} in {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return path

@@ -25,12 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maestro_cli.models.runtime import pick_device, save_atomic, setup_process
+from maestro_cli.models.runtime import find_checkpoint, pick_device, save_atomic, setup_process
 from maestro_cli import events
 from maestro_cli.models.transformer import Transformer, TransformerConfig, preset_config
 
 IGNORE = -100
-CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")
 
 
 @dataclass
@@ -160,19 +159,6 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> TransformerConfig:
 
 def tokenizer_info() -> dict:
     return {"name": "performance", "version": events.TOKENIZER_VERSION, "vocab": events.vocab()}
-
-
-def find_checkpoint(path: Path) -> Path:
-    """A ``.pt`` file, or the first of model.pt / best.pt / last.pt in a folder."""
-    path = Path(path)
-    if path.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"no {', '.join(CHECKPOINT_NAMES)} in {path}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return path
 
 
 def load_model(path: Path, device="cpu") -> tuple[Transformer, dict]:
