@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -237,6 +237,13 @@ def build(root: Path, out: Path, config: DataConfig, synthesize_audio: bool,
     out.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps({**wanted, "pianos": [f"{p}:{prog}" for p, prog in pianos],
                                     "held_out_soundfont": str(HELD_OUT_SOUNDFONT), "excerpts": len(jobs)}, indent=1))
+    _make_missing(jobs, config, pianos, out, on_progress)
+    return out
+
+
+def _make_missing(jobs: list[Job], config: DataConfig, pianos: list[tuple[Path, int]], out: Path,
+                  on_progress: Callable[[int, int], None] | None) -> None:
+    """Make the excerpts of ``jobs`` not cached yet (so an interrupted build resumes)."""
     todo = [job for job in jobs if not (out / job.split / f"{job.name}.npz").is_file()]
     for done, job in enumerate(todo, 1):
         try:
@@ -245,7 +252,6 @@ def build(root: Path, out: Path, config: DataConfig, synthesize_audio: bool,
             pass  # an excerpt without notes or an unreadable file: skipped, the rest goes on
         if on_progress:
             on_progress(done, len(todo))
-    return out
 
 
 def build_held_out(root: Path, out: Path, config: DataConfig, split: str = "validation-held-out",
@@ -255,19 +261,10 @@ def build_held_out(root: Path, out: Path, config: DataConfig, split: str = "vali
     A synthesiser the model never trained on: choosing checkpoints and decoding thresholds on it favours what
     carries over to unseen (real) pianos rather than what fits the training soundfonts. Returns ``out``.
     """
-    from dataclasses import replace
-
     if not HELD_OUT_SOUNDFONT.is_file():
         raise MaestroError("the held-out soundfont is missing (apt-get install fluid-soundfont-gm)", HELD_OUT_SOUNDFONT)
     jobs = [replace(job, split=split) for job in plan(root, config, True) if job.split == "validation"]
-    todo = [job for job in jobs if not (out / split / f"{job.name}.npz").is_file()]
-    for done, job in enumerate(todo, 1):
-        try:
-            make_excerpt(job, config, [(HELD_OUT_SOUNDFONT, 0)], out)
-        except MaestroError:
-            pass
-        if on_progress:
-            on_progress(done, len(todo))
+    _make_missing(jobs, config, [(HELD_OUT_SOUNDFONT, 0)], out, on_progress)
     return out
 
 
