@@ -22,6 +22,7 @@ import torch
 
 from maestro_cli.models import onsets_frames_train as oft
 from maestro_cli.models.onsets_frames import load_model
+from maestro_cli.models.runtime import find_checkpoint
 from maestro_cli.transcription_data import DataConfig, build_held_out
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def average_weights(sources: list[Path], out: Path) -> Path:
     """Write the last source's checkpoint with the element-wise mean of all sources' weights to ``out``."""
-    states = [torch.load(oft.find_checkpoint(source), map_location="cpu", weights_only=True) for source in sources]
+    states = [torch.load(find_checkpoint(source), map_location="cpu", weights_only=True) for source in sources]
     averaged = dict(states[-1])
     averaged["model"] = {name: (sum(state["model"][name].double() for state in states) / len(states)).to(value.dtype)
                          for name, value in states[-1]["model"].items()}
@@ -58,26 +59,26 @@ def main() -> None:
         split = "validation-held-out"
     excerpts = oft.load_excerpts(args.cache, split)
     sources = [args.run / name for name in args.checkpoint or ["best.pt"]]  # an absolute name stays as it is
-    workdir = tempfile.TemporaryDirectory()
-    if args.average and len(sources) > 1:
-        sources.append(average_weights(sources, Path(workdir.name) / f"average-of-{len(sources)}.pt"))
-    results = []
-    for source in sources:
-        config, f1 = oft.tune_thresholds(load_model(source), excerpts)
-        print(json.dumps({"candidate": str(source), "onset_threshold": config.onset_threshold,
-                          "frame_threshold": config.frame_threshold, f"{split}_note_f1": round(f1, 4)}))
-        results.append((f1, source, config))
-    if args.dry_run:
-        return
-    f1, source, config = max(results, key=lambda r: r[0])
-    path = oft.export_model(source, REPO / "models" / args.name, config)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidates = {str(source): source for source in sources}
+        if args.average and len(sources) > 1:
+            mean = f"mean of {', '.join(map(str, sources))}"
+            candidates[mean] = average_weights(sources, Path(tmp) / "average.pt")
+        results = []
+        for label, source in candidates.items():
+            config, f1 = oft.tune_thresholds(load_model(source), excerpts)
+            print(json.dumps({"candidate": label, "onset_threshold": config.onset_threshold,
+                              "frame_threshold": config.frame_threshold, f"{split}_note_f1": round(f1, 4)}))
+            results.append((f1, label, config))
+        if args.dry_run:
+            return
+        f1, label, config = max(results, key=lambda r: r[0])
+        path = oft.export_model(candidates[label], REPO / "models" / args.name, config)
     state = torch.load(path, weights_only=True)
-    print(json.dumps({"model": str(path), "from": str(source) if source.parent != Path(workdir.name) else
-                      f"mean of {', '.join(str(s) for s in sources[:-1])}", "step": state["step"], "wall_s": round(state["wall_s"]),
+    print(json.dumps({"model": str(path), "from": label, "step": state["step"], "wall_s": round(state["wall_s"]),
                       "params": state["params"], "validation_note_f1_at_0.5": round(state["best_f1"], 4),
                       "onset_threshold": config.onset_threshold, "frame_threshold": config.frame_threshold,
                       f"{split}_note_f1_tuned": round(f1, 4), "bytes": path.stat().st_size}))
-
 
 if __name__ == "__main__":
     main()
