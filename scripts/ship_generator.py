@@ -3,7 +3,10 @@
 Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL per event on whole pieces
 (a seeded subset of ``--test-pieces`` pieces, or all with 0) with the true composer token and with a
 shuffled one (each piece gets another composer of the split), and writes the model card from the run's
-validation curve. Run from the repository root:
+validation curve. The card also compares with the model it replaces (same test pieces), times
+``maestro generate --composer Chopin -n 4`` in a fresh process (wall time and peak memory; the machine's load
+average is reported with it), and extrapolates the validation curve to the 2.2 and 2.0 targets. Run from the
+repository root:
 
     .venv/bin/python scripts/ship_generator.py --run /work/runs/generator --data ../shared/data/maestro-v2.0.0-midi \
         --command "$(cat /work/runs/generator.cmd)" --hardware "2 shared CPU cores"
@@ -14,11 +17,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
 import platform
+import resource
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from maestro_cli import events
@@ -31,6 +41,52 @@ def curve_rows(run: Path, every: int) -> list[dict]:
     with open(run / "val.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [row for i, row in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
+
+
+def previous_metrics(folder: Path) -> dict | None:
+    """The metrics of the model about to be replaced, if one is shipped."""
+    path = folder / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def time_generation(folder: Path) -> dict:
+    """Wall time and peak resident memory of ``maestro generate --composer Chopin -n 4`` in a fresh process."""
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "maestro_cli", "generate", "--composer", "Chopin", "-n", "4",
+                        "--seconds", "30", "--seed", "1", "--checkpoint", str(folder), "--out-dir", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+            "load_average": round(load, 2)}
+
+
+def training_rate(run: Path, last: int = 50) -> float:
+    """Median tokens per second over the last ``last`` logged training intervals."""
+    with open(run / "metrics.jsonl", encoding="utf-8") as fh:
+        rates = [e["tok_s"] for e in map(json.loads, fh) if e.get("kind") == "train"]
+    return float(statistics.median(rates[-last:]))
+
+
+def extrapolate(run: Path, targets: dict[str, float], from_tokens: float = 4e6) -> dict:
+    """Fit val NLL = a + b * log2(tokens) to the running best of the validation curve; tokens for each target.
+
+    ``targets`` maps a label to a validation NLL. The running best skips the bumps of warm restarts; a straight
+    line in log-tokens keeps falling forever, so for a model of fixed size the token counts are a lower bound.
+    """
+    with open(run / "val.csv", newline="", encoding="utf-8") as fh:
+        rows = [(int(r["tokens_seen"]), float(r["val_nll"])) for r in csv.DictReader(fh)]
+    best, points = math.inf, []
+    for tokens, nll in rows:
+        best = min(best, nll)
+        if tokens >= from_tokens:
+            points.append((math.log2(tokens), best))
+    x, y = np.array(points).T
+    slope, intercept = np.polyfit(x, y, 1)
+    return {"per_doubling": float(slope), "from_tokens": from_tokens, "val_targets": targets,
+            "tokens": {label: float(2 ** ((v - intercept) / slope)) if slope < 0 else None
+                       for label, v in targets.items()}}
 
 
 def main() -> None:
@@ -46,6 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    previous = previous_metrics(REPO / "models" / args.name)
     folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
     model, ckpt = tt.load_model(folder)
     test = tt.load_split(args.data, "test")
@@ -62,13 +119,48 @@ def main() -> None:
     names = dict(zip(range(events.COMPOSER, events.VOCAB_SIZE), events.COMPOSER_NAMES))
     metrics = {"step": ckpt["step"], "tokens_seen": ckpt["tokens_seen"], "wall_s": ckpt["wall_s"],
                "params": model.num_params(), "val_nll_windows": ckpt["best_val"],
-               "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": args.test_pieces}
+               "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": args.test_pieces,
+               "generate_chopin_4x30s": time_generation(folder), "training_tok_s": training_rate(args.run)}
+    gap = ckpt["best_val"] - true["nll_per_event"]  # test NLL has run below validation: the targets are on test
+    metrics["extrapolation"] = extrapolate(args.run, {f"test {t}": t + gap for t in (2.2, 2.0)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
-    write_card(folder, args, ckpt, model, true, shuffled, counts, names, len(train.tokens))
+    write_card(folder, args, ckpt, model, metrics, previous, counts, names, len(train.tokens))
     print(folder)
 
 
-def write_card(folder, args, ckpt, model, true, shuffled, counts, names, train_tokens) -> None:
+def progress_lines(metrics: dict, previous: dict | None, cfg: dict) -> list[str]:
+    """The card's comparison with the replaced model, generation speed and the extrapolated cost of the targets."""
+    lines = ["", "## Progress, speed and what the targets would take"]
+    if previous and previous.get("test_pieces") == metrics["test_pieces"]:
+        old, new = previous["test_nll"]["nll_per_event"], metrics["test_nll"]["nll_per_event"]
+        lines.append(f"- Replaced weights: step {previous['step']:,} ({previous['tokens_seen'] / 1e6:.2f} M tokens), "
+                     f"validation NLL {previous['val_nll_windows']:.3f}, test NLL {old:.3f}; these: step "
+                     f"{metrics['step']:,} ({metrics['tokens_seen'] / 1e6:.2f} M tokens), "
+                     f"{metrics['val_nll_windows']:.3f} and **{new:.3f}** ({new - old:+.3f}, same test pieces).")
+    speed = metrics["generate_chopin_4x30s"]
+    lines.append(f"- `maestro generate --composer Chopin -n 4 --seconds 30 --seed 1` in a fresh process, start-up "
+                 f"included: {speed['wall_s']:.1f} s wall, {speed['peak_rss_mb']} MB peak resident memory "
+                 f"(1-minute load average {speed['load_average']:.2f} when it started; 2 cores).")
+    fit, rate, seen = metrics["extrapolation"], metrics["training_tok_s"], metrics["tokens_seen"]
+    lines.append(f"- Training rate at the end of the run: {rate / 1000:.1f} k tokens/s. The running best "
+                 f"validation NLL from {fit['from_tokens'] / 1e6:.0f} M tokens on falls "
+                 f"{-fit['per_doubling']:.3f} nats/event per doubling of tokens. Test NLL has run "
+                 f"{metrics['val_nll_windows'] - metrics['test_nll']['nll_per_event']:.2f} below validation; a "
+                 "straight line in log-tokens (a lower bound on the cost: a model of this size flattens out) "
+                 f"puts the targets of {cfg['n_layer']} x {cfg['d_model']} at:")
+    for label, tokens in fit["tokens"].items():
+        val = fit["val_targets"][label]
+        if tokens is None:
+            lines.append(f"  - {label} (validation {val:.2f}): not reached on the current curve.")
+            continue
+        lines.append(f"  - {label} (validation {val:.2f}): about {tokens / 1e6:,.0f} M tokens in all "
+                     f"({tokens / 22.9e6:.1f} epochs), {max(tokens - seen, 0) / rate / 3600:,.0f} more hours "
+                     "on this machine.")
+    return lines
+
+
+def write_card(folder, args, ckpt, model, metrics, previous, counts, names, train_tokens) -> None:
+    true, shuffled = metrics["test_nll"], metrics["test_nll_shuffled_composer"]
     cfg = ckpt["config"]
     opts = ckpt.get("train_config", {})
     rows = curve_rows(args.run, args.curve_every)
@@ -129,6 +221,7 @@ def write_card(folder, args, ckpt, model, true, shuffled, counts, names, train_t
     ]
     for token, name in names.items():
         lines.append(f"| {name} | {counts.get(token, 0)} |")
+    lines += progress_lines(metrics, previous, cfg)
     lines += [
         "",
         "## Files",
