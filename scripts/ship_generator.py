@@ -104,6 +104,7 @@ def main() -> None:
 
     previous = previous_metrics(REPO / "models" / args.name)
     folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
+    speed = time_generation(folder)  # first, while the machine is as the caller left it
     model, ckpt = tt.load_model(folder)
     test = tt.load_split(args.data, "test")
     pieces = None if args.test_pieces == 0 else args.test_pieces
@@ -120,7 +121,7 @@ def main() -> None:
     metrics = {"step": ckpt["step"], "tokens_seen": ckpt["tokens_seen"], "wall_s": ckpt["wall_s"],
                "params": model.num_params(), "val_nll_windows": ckpt["best_val"],
                "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": args.test_pieces,
-               "generate_chopin_4x30s": time_generation(folder), "training_tok_s": training_rate(args.run)}
+               "generate_chopin_4x30s": speed, "training_tok_s": training_rate(args.run)}
     gap = ckpt["best_val"] - true["nll_per_event"]  # test NLL has run below validation: the targets are on test
     metrics["extrapolation"] = extrapolate(args.run, {f"test {t}": t + gap for t in (2.2, 2.0)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
@@ -154,7 +155,7 @@ def progress_lines(metrics: dict, previous: dict | None, cfg: dict) -> list[str]
             lines.append(f"  - {label} (validation {val:.2f}): not reached on the current curve.")
             continue
         lines.append(f"  - {label} (validation {val:.2f}): about {tokens / 1e6:,.0f} M tokens in all "
-                     f"({tokens / 22.9e6:.1f} epochs), {max(tokens - seen, 0) / rate / 3600:,.0f} more hours "
+                     f"({tokens / 22.9e6:.1f} epochs), {max(tokens - seen, 0) / rate / 3600:,.1f} more hours "
                      "on this machine.")
     return lines
 
