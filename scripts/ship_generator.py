@@ -129,7 +129,7 @@ def main() -> None:
     print(folder)
 
 
-def progress_lines(metrics: dict, previous: dict | None, cfg: dict) -> list[str]:
+def progress_lines(metrics: dict, previous: dict | None, cfg: dict, train_tokens: int) -> list[str]:
     """The card's comparison with the replaced model, generation speed and the extrapolated cost of the targets."""
     lines = ["", "## Progress, speed and what the targets would take"]
     if previous and previous.get("test_pieces") == metrics["test_pieces"]:
@@ -155,7 +155,7 @@ def progress_lines(metrics: dict, previous: dict | None, cfg: dict) -> list[str]
             lines.append(f"  - {label} (validation {val:.2f}): not reached on the current curve.")
             continue
         lines.append(f"  - {label} (validation {val:.2f}): about {tokens / 1e6:,.0f} M tokens in all "
-                     f"({tokens / 22.9e6:.1f} epochs), {max(tokens - seen, 0) / rate / 3600:,.1f} more hours "
+                     f"({tokens / train_tokens:.1f} epochs), {max(tokens - seen, 0) / rate / 3600:,.1f} more hours "
                      "on this machine.")
     return lines
 
@@ -222,7 +222,7 @@ def write_card(folder, args, ckpt, model, metrics, previous, counts, names, trai
     ]
     for token, name in names.items():
         lines.append(f"| {name} | {counts.get(token, 0)} |")
-    lines += progress_lines(metrics, previous, cfg)
+    lines += progress_lines(metrics, previous, cfg, train_tokens)
     lines += [
         "",
         "## Files",

@@ -80,5 +80,6 @@ def main() -> None:
                       "onset_threshold": config.onset_threshold, "frame_threshold": config.frame_threshold,
                       f"{split}_note_f1_tuned": round(f1, 4), "bytes": path.stat().st_size}))
 
+
 if __name__ == "__main__":
     main()

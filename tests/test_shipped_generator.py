@@ -47,7 +47,7 @@ def test_shipped_model_generates_five_seconds_for_two_composers():
 def test_shipped_model_scores_real_test_pieces_near_its_card(maestro_root):
     """NLL per event on the three shortest whole test-split pieces (v3 metadata), recomputed from the weights,
     is within 0.3 of the card's figure (36 pieces): weights that regress, or a card that does not match its
-    weights, fail here. Pieces differ in difficulty, hence the margin (these three score about 0.12 below the
+    weights, fail here. Pieces differ in difficulty, hence the margin (these three score about 0.1 below the
     card; an untrained model scores about ln 413 = 6.0)."""
     from maestro_cli.models.transformer_train import load_model, piece_nll
 

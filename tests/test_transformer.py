@@ -216,7 +216,7 @@ def test_nll_of_a_piece_scores_every_event_once():
 
 
 def test_resume_with_other_steps_restarts_or_refits_the_cycle(tmp_path):
-    cfg = dict(**{**TINY, "eval_every": 2})
+    cfg = {**TINY, "eval_every": 2}
     for new_cycle, expected in ((True, {"cycle_start": 2, "total": 6}), (False, {"cycle_start": 0, "total": 6})):
         out = tmp_path / str(new_cycle)
         tt.train(TWO, TWO, out, tt.TrainConfig(**cfg, steps=10), device="cpu", stop_after=2)
