@@ -215,6 +215,22 @@ def test_nll_of_a_piece_scores_every_event_once():
     assert shuffled["events"] == int(TWO.lengths.sum()) - 2 and shuffled["perplexity"] > 1
 
 
+def test_a_run_from_init_weights_counts_on_their_history(tmp_path):
+    """`-o init` starts a new run (own counters from 0) that keeps the init weights' history in the lineage."""
+    tt.train(TWO, TWO, tmp_path / "a", tt.TrainConfig(**TINY, steps=4, eval_every=2), device="cpu")
+    first, second = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
+    shipped = tt.export_model(first, tmp_path / "model")
+    tt.train(TWO, TWO, tmp_path / "b", tt.TrainConfig(**TINY, steps=3, eval_every=3, init=str(shipped)), device="cpu")
+    a = torch.load(first, weights_only=True)
+    b = torch.load(second, weights_only=True)
+    assert b["step"] == 3 and b["tokens_seen"] < a["tokens_seen"]  # this run's own counters
+    history = tt.lineage(torch.load(tt.export_model(second, tmp_path / "model2") / "model.pt", weights_only=True))
+    assert history["step"] == 7 and history["tokens_seen"] == a["tokens_seen"] + b["tokens_seen"]
+    assert [e["step"] for e in history["log"] if e["kind"] == "val"] == [2, 4, 7]
+    assert history["wall_s"] == pytest.approx(a["wall_s"] + b["wall_s"])
+    assert tt.lineage(a)["log"] == a["log"]  # a run without init is its own history
+
+
 def test_resume_with_other_steps_restarts_or_refits_the_cycle(tmp_path):
     cfg = {**TINY, "eval_every": 2}
     for new_cycle, expected in ((True, {"cycle_start": 2, "total": 6}), (False, {"cycle_start": 0, "total": 6})):

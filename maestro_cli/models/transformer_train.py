@@ -169,6 +169,20 @@ def load_model(path: Path, device="cpu") -> tuple[Transformer, dict]:
     return model.to(device).eval(), ckpt
 
 
+def lineage(ckpt: dict) -> dict:
+    """The whole training history of a checkpoint's weights: the runs it was ``init``-ed from, then its own.
+
+    Returns the total ``step``, ``tokens_seen`` and ``wall_s`` and the ``log`` with every entry counted on
+    from the runs before it (a run started with ``-o init`` keeps its own counters from 0).
+    """
+    before = ckpt.get("prior") or {"step": 0, "tokens_seen": 0, "wall_s": 0.0, "log": []}
+    offset = {key: before[key] for key in ("step", "tokens_seen", "wall_s")}
+    own = [{**entry, "step": entry["step"] + offset["step"], "tokens_seen": entry["tokens_seen"] + offset["tokens_seen"],
+            "wall_s": round(entry["wall_s"] + offset["wall_s"], 1)} for entry in ckpt.get("log", [])]
+    return {"step": offset["step"] + ckpt.get("step", 0), "tokens_seen": offset["tokens_seen"] + ckpt.get("tokens_seen", 0),
+            "wall_s": offset["wall_s"] + ckpt.get("wall_s", 0.0), "log": before["log"] + own}
+
+
 def resume_config(out: Path) -> dict:
     """The training options stored in ``out/last.pt`` (a FileNotFoundError if there is none)."""
     path = Path(out) / "last.pt"
@@ -183,7 +197,8 @@ def export_model(checkpoint: Path, folder: Path) -> Path:
     """Ship a checkpoint: ``folder/model.pt`` (weights and metadata, no optimizer or RNG state),
     ``config.json`` and ``vocab.json``; returns ``folder``."""
     ckpt = torch.load(find_checkpoint(Path(checkpoint)), map_location="cpu", weights_only=True)
-    keep = ("model", "config", "tokenizer", "step", "tokens_seen", "wall_s", "best_val", "train_config", "log")
+    keep = ("model", "config", "tokenizer", "step", "tokens_seen", "wall_s", "best_val", "train_config", "log",
+            "prior")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_atomic({key: ckpt[key] for key in keep if key in ckpt}, folder / "model.pt")
@@ -248,9 +263,11 @@ def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainC
     seq_len = mconf.max_seq_len
     torch.manual_seed(cfg.seed + rank)
     model = Transformer(mconf)
+    prior = state.get("prior") if state is not None else None  # the history of the init weights, if any
     if state is None and cfg.init:
-        init_model, _ = load_model(Path(cfg.init))
+        init_model, init_ckpt = load_model(Path(cfg.init))
         model.load_state_dict(init_model.state_dict())
+        prior = lineage(init_ckpt)
     model.to(dev)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -290,7 +307,7 @@ def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainC
                    "step": step, "tokens_seen": tokens_seen, "wall_s": wall, "best_val": best_val,
                    "optimizer": optimizer.state_dict(), "scheduler": schedule, "train_config": asdict(cfg),
                    "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
-                           "python": list(random.getstate())}, "log": log}
+                           "python": list(random.getstate())}, "log": log, "prior": prior}
         if val is not None and val < best_val:
             best_val = payload["best_val"] = val
             save_atomic(payload, best_path)
