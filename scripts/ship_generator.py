@@ -3,7 +3,8 @@
 Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL per event on whole pieces
 (a seeded subset of ``--test-pieces`` pieces, or all with 0) with the true composer token and with a
 shuffled one (each piece gets another composer of the split), and writes the model card from the run's
-validation curve. The card also compares with the model it replaces (same test pieces), times
+validation curve. A run started with ``-o init`` is reported with the history of its init weights
+(steps, tokens, wall time and curve counted on, ``transformer_train.lineage``). The card also compares with the model it replaces (same test pieces), times
 ``maestro generate --composer Chopin -n 4`` in a fresh process (wall time and peak memory; the machine's load
 average is reported with it), and extrapolates the validation curve to the 2.2 and 2.0 targets. Run from the
 repository root:
@@ -15,7 +16,6 @@ repository root:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -37,9 +37,9 @@ from maestro_cli.models import transformer_train as tt
 REPO = Path(__file__).resolve().parents[1]
 
 
-def curve_rows(run: Path, every: int) -> list[dict]:
-    with open(run / "val.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+def curve_rows(log: list[dict], every: int) -> list[dict]:
+    """Every ``every``-th validation entry of a training log, and the last."""
+    rows = [entry for entry in log if entry["kind"] == "val"]
     return [row for i, row in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
 
 
@@ -62,23 +62,20 @@ def time_generation(folder: Path) -> dict:
             "load_average": round(load, 2)}
 
 
-def training_rate(run: Path, last: int = 50) -> float:
+def training_rate(log: list[dict], last: int = 50) -> float:
     """Median tokens per second over the last ``last`` logged training intervals."""
-    with open(run / "metrics.jsonl", encoding="utf-8") as fh:
-        rates = [e["tok_s"] for e in map(json.loads, fh) if e.get("kind") == "train"]
+    rates = [entry["tok_s"] for entry in log if entry["kind"] == "train"]
     return float(statistics.median(rates[-last:]))
 
 
-def extrapolate(run: Path, targets: dict[str, float], from_tokens: float = 4e6) -> dict:
+def extrapolate(log: list[dict], targets: dict[str, float], from_tokens: float = 4e6) -> dict:
     """Fit val NLL = a + b * log2(tokens) to the running best of the validation curve; tokens for each target.
 
     ``targets`` maps a label to a validation NLL. The running best skips the bumps of warm restarts; a straight
     line in log-tokens keeps falling forever, so for a model of fixed size the token counts are a lower bound.
     """
-    with open(run / "val.csv", newline="", encoding="utf-8") as fh:
-        rows = [(int(r["tokens_seen"]), float(r["val_nll"])) for r in csv.DictReader(fh)]
     best, points = math.inf, []
-    for tokens, nll in rows:
+    for tokens, nll in ((entry["tokens_seen"], entry["val_nll"]) for entry in log if entry["kind"] == "val"):
         best = min(best, nll)
         if tokens >= from_tokens:
             points.append((math.log2(tokens), best))
@@ -106,6 +103,7 @@ def main() -> None:
     folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
     speed = time_generation(folder)  # first, while the machine is as the caller left it
     model, ckpt = tt.load_model(folder)
+    history = tt.lineage(ckpt)
     test = tt.load_split(args.data, "test")
     pieces = None if args.test_pieces == 0 else args.test_pieces
     started = time.time()
@@ -118,14 +116,14 @@ def main() -> None:
     for token in train.composers.tolist():
         counts[token] = counts.get(token, 0) + 1
     names = dict(zip(range(events.COMPOSER, events.VOCAB_SIZE), events.COMPOSER_NAMES))
-    metrics = {"step": ckpt["step"], "tokens_seen": ckpt["tokens_seen"], "wall_s": ckpt["wall_s"],
+    metrics = {"step": history["step"], "tokens_seen": history["tokens_seen"], "wall_s": history["wall_s"],
                "params": model.num_params(), "val_nll_windows": ckpt["best_val"],
                "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": args.test_pieces,
-               "generate_chopin_4x30s": speed, "training_tok_s": training_rate(args.run)}
+               "generate_chopin_4x30s": speed, "training_tok_s": training_rate(history["log"])}
     gap = ckpt["best_val"] - true["nll_per_event"]  # test NLL has run below validation: the targets are on test
-    metrics["extrapolation"] = extrapolate(args.run, {f"test {t}": t + gap for t in (2.2, 2.0)})
+    metrics["extrapolation"] = extrapolate(history["log"], {f"test {t}": t + gap for t in (2.2, 2.0)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
-    write_card(folder, args, ckpt, model, metrics, previous, counts, names, len(train.tokens))
+    write_card(folder, args, ckpt, history, model, metrics, previous, counts, names, len(train.tokens))
     print(folder)
 
 
@@ -160,11 +158,14 @@ def progress_lines(metrics: dict, previous: dict | None, cfg: dict, train_tokens
     return lines
 
 
-def write_card(folder, args, ckpt, model, metrics, previous, counts, names, train_tokens) -> None:
+def write_card(folder, args, ckpt, history, model, metrics, previous, counts, names, train_tokens) -> None:
     true, shuffled = metrics["test_nll"], metrics["test_nll_shuffled_composer"]
     cfg = ckpt["config"]
     opts = ckpt.get("train_config", {})
-    rows = curve_rows(args.run, args.curve_every)
+    rows = curve_rows(history["log"], args.curve_every)
+    steps = f"{history['step']:,}"
+    if ckpt.get("prior"):
+        steps += f" ({ckpt['prior']['step']:,} of the init weights, then {ckpt['step']:,} in a new run from them)"
     subset = ("all 177 pieces" if not args.test_pieces else
               f"a seeded random subset of {true['pieces']} of the 177 pieces ({true['events']:,} events)")
     lines = [
@@ -180,9 +181,9 @@ def write_card(folder, args, ckpt, model, metrics, previous, counts, names, trai
         f"| parameters | {model.num_params():,} |",
         "| data | MAESTRO v2.0.0 MIDI files with the **v3 metadata split**: trained on `train` (962 pieces, "
         f"{train_tokens / 1e6:.1f} M tokens), selected on `validation`, reported on `test` |",
-        f"| steps | {ckpt['step']:,} (batch {opts.get('batch_size')} x {cfg['max_seq_len']} tokens) |",
-        f"| tokens seen | {ckpt['tokens_seen']:,} ({ckpt['tokens_seen'] / train_tokens:.2f} epochs) |",
-        f"| wall time | {ckpt['wall_s'] / 3600:.2f} h (validation included) |",
+        f"| steps | {steps} (batch {opts.get('batch_size')} x {cfg['max_seq_len']} tokens) |",
+        f"| tokens seen | {history['tokens_seen']:,} ({history['tokens_seen'] / train_tokens:.2f} epochs) |",
+        f"| wall time | {history['wall_s'] / 3600:.2f} h (validation included) |",
         f"| hardware | {args.hardware} |",
         f"| validation NLL | **{ckpt['best_val']:.3f}** nats/event ({opts.get('eval_windows')} fixed windows of "
         f"{cfg['max_seq_len']} events) |",
@@ -209,8 +210,8 @@ def write_card(folder, args, ckpt, model, metrics, previous, counts, names, trai
         "|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        lines.append(f"| {int(row['step']):,} | {int(row['tokens_seen']):,} | {float(row['wall_s']) / 60:.1f} | "
-                     f"{float(row['val_nll']):.3f} | {row['train_loss'] or '-'} |")
+        lines.append(f"| {row['step']:,} | {row['tokens_seen']:,} | {row['wall_s'] / 60:.1f} | "
+                     f"{row['val_nll']:.3f} | {row['train_loss'] or '-'} |")
     lines += [
         "",
         "## Composers",

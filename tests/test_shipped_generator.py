@@ -7,11 +7,13 @@ import json
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from maestro_cli import events
 from maestro_cli.dataset import read_metadata
 from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions, default_checkpoint
+from maestro_cli.models.transformer_train import lineage
 from maestro_cli.stages.generate import GenerationRequest
 
 
@@ -22,6 +24,10 @@ def test_shipped_model_is_complete_and_documented():
     assert "optimizer" not in ckpt and ckpt["tokenizer"]["vocab"] == events.vocab()
     assert json.loads((folder / "config.json").read_text()) == ckpt["config"]
     metrics = json.loads((folder / "metrics.json").read_text())
+    history = lineage(ckpt)  # the card counts every run behind the weights, init runs included
+    assert (metrics["step"], metrics["tokens_seen"]) == (history["step"], history["tokens_seen"])
+    curve = [e["val_nll"] for e in history["log"] if e["kind"] == "val"]
+    assert curve[-1] == pytest.approx(metrics["val_nll_windows"], abs=1e-4)  # the weights are the curve's last point
     # far better than a uniform guess over the vocabulary (ln 413 = 6.0), and the composer token helps
     assert metrics["test_nll"]["nll_per_event"] < 4.0
     assert metrics["test_nll"]["nll_per_event"] < metrics["test_nll_shuffled_composer"]["nll_per_event"]

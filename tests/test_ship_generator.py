@@ -1,0 +1,36 @@
+"""scripts/ship_generator.py: the model card's curve, training rate and extrapolation from a training log."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+
+from tests.helpers import REPO
+
+spec = importlib.util.spec_from_file_location("ship_generator", REPO / "scripts" / "ship_generator.py")
+ship = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ship)
+
+
+def val(tokens: int, nll: float) -> dict:
+    return {"kind": "val", "step": tokens // 1000, "tokens_seen": tokens, "wall_s": 1.0, "val_nll": nll,
+            "train_loss": None}
+
+
+def test_extrapolation_fits_the_running_best_per_doubling_of_tokens():
+    log = [val(2 ** k, 6.0 - 0.2 * k) for k in range(20, 27)]
+    log.insert(4, val(2 ** 23 + 1, 9.0))  # a warm restart's bump: the running best ignores it
+    fit = ship.extrapolate(log, {"goal": 6.0 - 0.2 * 30}, from_tokens=2 ** 21)
+    assert fit["per_doubling"] == pytest.approx(-0.2)
+    assert math.log2(fit["tokens"]["goal"]) == pytest.approx(30)
+    rising = ship.extrapolate([val(2 ** k, 3.0 + 0.01 * k) for k in range(22, 25)], {"goal": 2.0})
+    assert rising["tokens"]["goal"] is None  # a curve that does not fall never reaches a lower target
+
+
+def test_curve_rows_and_training_rate_read_the_log():
+    log = [val(1000 * i, 3.0) for i in range(1, 8)]
+    log += [{"kind": "train", "tok_s": rate} for rate in (100, 5000, 5200, 5100)]
+    assert [row["step"] for row in ship.curve_rows(log, 3)] == [1, 4, 7]  # every third, and the last
+    assert ship.training_rate(log, last=3) == 5100
