@@ -152,9 +152,9 @@ def progress_lines(metrics: dict, previous: dict | None, cfg: dict, train_tokens
         if tokens is None:
             lines.append(f"  - {label} (validation {val:.2f}): not reached on the current curve.")
             continue
-        lines.append(f"  - {label} (validation {val:.2f}): about {tokens / 1e6:,.0f} M tokens in all "
-                     f"({tokens / train_tokens:.1f} epochs), {max(tokens - seen, 0) / rate / 3600:,.1f} more hours "
-                     "on this machine.")
+        where = f"about {tokens / 1e6:,.0f} M tokens in all ({tokens / train_tokens:.1f} epochs)"
+        more = ("reached" if tokens <= seen else f"{(tokens - seen) / rate / 3600:,.1f} more hours on this machine")
+        lines.append(f"  - {label} (validation {val:.2f}): {where}; {more}.")
     return lines
 
 
@@ -163,9 +163,9 @@ def write_card(folder, args, ckpt, history, model, metrics, previous, counts, na
     cfg = ckpt["config"]
     opts = ckpt.get("train_config", {})
     rows = curve_rows(history["log"], args.curve_every)
-    steps = f"{history['step']:,}"
+    steps = f"{history['step']:,} (batch {opts.get('batch_size')} x {cfg['max_seq_len']} tokens)"
     if ckpt.get("prior"):
-        steps += f" ({ckpt['prior']['step']:,} of the init weights, then {ckpt['step']:,} in a new run from them)"
+        steps += f": {ckpt['prior']['step']:,} of the init weights, then {ckpt['step']:,} in a new run from them"
     subset = ("all 177 pieces" if not args.test_pieces else
               f"a seeded random subset of {true['pieces']} of the 177 pieces ({true['events']:,} events)")
     lines = [
@@ -181,7 +181,7 @@ def write_card(folder, args, ckpt, history, model, metrics, previous, counts, na
         f"| parameters | {model.num_params():,} |",
         "| data | MAESTRO v2.0.0 MIDI files with the **v3 metadata split**: trained on `train` (962 pieces, "
         f"{train_tokens / 1e6:.1f} M tokens), selected on `validation`, reported on `test` |",
-        f"| steps | {steps} (batch {opts.get('batch_size')} x {cfg['max_seq_len']} tokens) |",
+        f"| steps | {steps} |",
         f"| tokens seen | {history['tokens_seen']:,} ({history['tokens_seen'] / train_tokens:.2f} epochs) |",
         f"| wall time | {history['wall_s'] / 3600:.2f} h (validation included) |",
         f"| hardware | {args.hardware} |",
