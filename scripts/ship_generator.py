@@ -4,10 +4,10 @@ Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL 
 (a seeded subset of ``--test-pieces`` pieces, or all with 0) with the true composer token and with a
 shuffled one (each piece gets another composer of the split), and writes the model card from the run's
 validation curve. A run started with ``-o init`` is reported with the history of its init weights
-(steps, tokens, wall time and curve counted on, ``transformer_train.lineage``). The card also compares with the model it replaces (same test pieces), times
-``maestro generate --composer Chopin -n 4`` in a fresh process (wall time and peak memory; the machine's load
-average is reported with it), and extrapolates the validation curve to the 2.2 and 2.0 targets. Run from the
-repository root:
+(steps, tokens, wall time and curve counted on, ``transformer_train.lineage``). The card also compares with
+the model it replaces (same test pieces), times ``maestro generate --composer Chopin -n 4`` in a fresh process
+(wall time and peak memory; the machine's load average is reported with it), and extrapolates the validation
+curve to the 2.2 and 2.0 targets. Run from the repository root:
 
     .venv/bin/python scripts/ship_generator.py --run /work/runs/generator --data ../shared/data/maestro-v2.0.0-midi \
         --command "$(cat /work/runs/generator.cmd)" --hardware "2 shared CPU cores"

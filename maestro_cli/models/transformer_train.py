@@ -176,11 +176,11 @@ def lineage(ckpt: dict) -> dict:
     from the runs before it (a run started with ``-o init`` keeps its own counters from 0).
     """
     before = ckpt.get("prior") or {"step": 0, "tokens_seen": 0, "wall_s": 0.0, "log": []}
-    offset = {key: before[key] for key in ("step", "tokens_seen", "wall_s")}
-    own = [{**entry, "step": entry["step"] + offset["step"], "tokens_seen": entry["tokens_seen"] + offset["tokens_seen"],
-            "wall_s": round(entry["wall_s"] + offset["wall_s"], 1)} for entry in ckpt.get("log", [])]
-    return {"step": offset["step"] + ckpt.get("step", 0), "tokens_seen": offset["tokens_seen"] + ckpt.get("tokens_seen", 0),
-            "wall_s": offset["wall_s"] + ckpt.get("wall_s", 0.0), "log": before["log"] + own}
+    counters = ("step", "tokens_seen", "wall_s")
+    own = [{**entry, **{key: entry[key] + before[key] for key in counters}} for entry in ckpt.get("log", [])]
+    for entry in own:
+        entry["wall_s"] = round(entry["wall_s"], 1)
+    return {**{key: before[key] + ckpt.get(key, 0) for key in counters}, "log": before["log"] + own}
 
 
 def resume_config(out: Path) -> dict:
