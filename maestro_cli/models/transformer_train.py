@@ -59,6 +59,7 @@ class TrainConfig:
     init: str | None = None  # start from these weights (a model folder or .pt) instead of random
     max_minutes: float | None = None  # stop cleanly (and save) after this much wall time in this invocation
     new_cycle: bool = True  # --resume with other --steps: a new warm-up + cosine cycle (false: move the cycle's end)
+    composer_dropout: float = 0.0  # share of training windows whose composer token is replaced by `unknown` (CFG)
 
 
 @dataclass
@@ -106,13 +107,16 @@ def batch_from(windows: list[np.ndarray], device) -> tuple[torch.Tensor, torch.T
     return x.to(device), y.to(device)
 
 
-def random_batch(split: TokenSplit, batch: int, seq_len: int, rng: np.random.Generator, augment: bool):
-    """Pieces drawn by length, uniform window starts."""
+def random_batch(split: TokenSplit, batch: int, seq_len: int, rng: np.random.Generator, augment: bool,
+                 composer_dropout: float = 0.0):
+    """Pieces drawn by length, uniform window starts; ``composer_dropout`` of them get the `unknown` composer."""
     p = split.lengths / split.lengths.sum()
     out = []
     for i in rng.choice(len(split), size=batch, p=p):
         start = int(rng.integers(0, max(int(split.lengths[i]) - seq_len, 0) + 1))
         out.append(window(split, int(i), start, seq_len, rng if augment else None))
+        if composer_dropout > 0 and rng.random() < composer_dropout:
+            out[-1][0] = events.composer_token(None)
     return out
 
 
@@ -336,7 +340,8 @@ def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainC
             lr = lr_at(step, cfg, schedule["cycle_start"], total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = batch_from(random_batch(train_split, cfg.batch_size, seq_len, rng, cfg.augment), dev)
+            x, y = batch_from(random_batch(train_split, cfg.batch_size, seq_len, rng, cfg.augment,
+                                                 cfg.composer_dropout), dev)
             with autocast(dev):
                 logits = net(x)
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
