@@ -3,7 +3,7 @@
 For each ASAP performance in ``<shared>/asap-sample`` (score MIDI, performance MIDI, beat annotations on both):
 render the performance MIDI to a 22.05 kHz WAV with the built-in ``soundfont`` renderer, run
 ``maestro align <wav> --score midi_score.mid -b <backend>`` for every installed aligner, and compare the
-mapped score beats with the annotated performance beats (``maestro_cli.alignment_metrics``). The symbolic
+mapped score beats with the annotated performance beats (``maestro_cli.metrics.alignment``). The symbolic
 route aligns the performance MIDI itself. With ``--noisy-ends`` the audio also gets 3 s of noise before and
 8 s of applause-like noise bursts after the music (the path must not be dragged by them).
 Each alignment runs as its own ``maestro align`` process: CPU time (user + system) and peak memory (max RSS)
@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from maestro_cli import alignment_metrics as metrics  # noqa: E402
-from maestro_cli.alignment_io import read_alignment  # noqa: E402
+from maestro_cli.align.io import read_alignment  # noqa: E402
+from maestro_cli.metrics import alignment as metrics  # noqa: E402
 from maestro_cli.registry import get_backend, get_registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ def maps_real(folder: Path, work: Path, backends: list[str], console: Console) -
 
 def maps_pairs(folder: Path, work: Path) -> list[dict]:
     """Real Disklavier recordings with a "score": their own notes re-timed by a known smooth tempo curve."""
-    from maestro_cli.events import make_notes
+    from maestro_cli.symbolic.notes import make_notes
 
     out = []
     for tsv in sorted((folder / "tsv").glob("*.tsv")):

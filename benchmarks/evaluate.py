@@ -1,7 +1,7 @@
 """Generation-statistics benchmark: our feature extraction against the pretty_midi route mgeval takes, same run.
 
 Input: the first N MAESTRO v3 test-split MIDI files (default 40; 177 for the whole split). Ours parses with
-symusic, applies the sustain pedal and computes the seven features of ``maestro_cli.generation_metrics``
+symusic, applies the sustain pedal and computes the seven features of ``maestro_cli.metrics.generation``
 (vectorised numpy). The peer is what Yang & Lerch's mgeval does per piece: ``pretty_midi.PrettyMIDI`` parsing,
 then pitch-class histogram (``get_pitch_class_histogram``), pitch range, note density, IOIs (``get_onsets``),
 durations, velocities and polyphony from ``get_piano_roll(fs=20)`` (no sustain). Files alternate between the two
@@ -24,8 +24,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from maestro_cli import generation_metrics as gm
-from maestro_cli.dataset import open_dataset
+from maestro_cli.data.maestro import open_dataset
+from maestro_cli.metrics import generation as gm
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from maestro_cli.download import RetryPolicy, fetch, get_release
+from maestro_cli.data.download import RetryPolicy, fetch, get_release
 
 NAME = "maestro-v2.0.0-midi.zip"
 

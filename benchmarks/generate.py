@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `maestro generate` does (see passive_openmp)
 
@@ -26,8 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from maestro_cli import events  # noqa: E402
 from maestro_cli.models.transformer import Transformer, preset_config  # noqa: E402
+from maestro_cli.tokens import performance as events  # noqa: E402
 
 EVENTS_PER_SECOND = 39.9  # MAESTRO v3 train split: 22.9 M tokens for 573,900 s of music (measured from the cache)
 
@@ -63,7 +64,7 @@ def end_to_end(checkpoint: Path | None) -> tuple[float, str]:
     """Seconds for 4 pieces x 30 s through the generate backend (shipped model) or the random small preset."""
     from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions, default_checkpoint
     from maestro_cli.errors import MaestroError
-    from maestro_cli.stages.generate import GenerationRequest
+    from maestro_cli.protocols import GenerationRequest
 
     try:
         path = checkpoint or default_checkpoint()

@@ -26,8 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from maestro_cli.audio.synth import default_soundfont
 from maestro_cli.backends.soundfont import SoundfontOptions, SoundfontRenderer
-from maestro_cli.synth import default_soundfont
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 44100

@@ -13,10 +13,6 @@ Prints a rich table (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import os
-import sys
-
-
 import argparse  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -26,8 +22,8 @@ from pathlib import Path  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from maestro_cli.dataset import open_dataset  # noqa: E402
-from maestro_cli.events import encode_midi  # noqa: E402
+from maestro_cli.data.maestro import open_dataset  # noqa: E402
+from maestro_cli.tokens.performance import encode_midi  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

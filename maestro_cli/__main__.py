@@ -1,3 +1,3 @@
-from maestro_cli.cli import main
+from maestro_cli.cli.app import main
 
 main()

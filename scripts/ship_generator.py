@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maestro_cli import events
 from maestro_cli.models import transformer_train as tt
+from maestro_cli.tokens import performance as events
 
 REPO = Path(__file__).resolve().parents[1]
 

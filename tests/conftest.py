@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,21 @@ def maestro_root(shared_data: Path) -> Path:
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Keep tests away from the user's data dir."""
     monkeypatch.setenv("MAESTRO_HOME", str(tmp_path_factory.getbasetemp() / "maestro-home"))
+
+
+@pytest.fixture(scope="session")
+def toy_plugin(tmp_path_factory) -> dict[str, str]:
+    """Environment that shows the docs' example plugin to a ``maestro`` subprocess, without installing it.
+
+    A dist-info made from the example's own pyproject.toml (name, version, entry points) goes on PYTHONPATH with
+    its source, so the user's ``maestro --help`` never lists a toy.
+    """
+    source = REPO / "docs" / "examples" / "maestro-toy-renderer"
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    folder = tmp_path_factory.mktemp("toy-plugin")
+    dist_info = folder / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    entry_points = project["entry-points"]["maestro_cli"]
+    (dist_info / "entry_points.txt").write_text("[maestro_cli]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    return {"PYTHONPATH": os.pathsep.join([str(folder), str(source)])}

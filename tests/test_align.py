@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import run_maestro, write_midi
-from maestro_cli import alignment_metrics as metrics
-from maestro_cli.alignment_io import detect_kind, read_alignment, sidecar_path, write_alignment
+
+from maestro_cli.align.io import detect_kind, read_alignment, sidecar_path, write_alignment
 from maestro_cli.errors import MaestroError
+from maestro_cli.metrics import alignment as metrics
+from maestro_cli.protocols import Alignment
 from maestro_cli.registry import get_backend
-from maestro_cli.stages.align import Alignment
 
 SECONDS = 24.0
 HALF = SECONDS / 2
@@ -291,6 +291,7 @@ def test_pipe_from_transcribe(piece, tmp_path):
     import subprocess
 
     from helpers import MAESTRO
+
     from maestro_cli.registry import get_registry
 
     if "basic-pitch" not in get_registry("transcriber").names():

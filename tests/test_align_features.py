@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maestro_cli import pitch_filterbank, sync_features
+from maestro_cli.align import features as sync_features
+from maestro_cli.audio import filterbank as pitch_filterbank
 
 RATE = pitch_filterbank.SAMPLE_RATE
 

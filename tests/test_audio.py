@@ -1,4 +1,4 @@
-"""maestro_cli.audio: decoding any rate/channel count, resampling, and one-line errors for bad files."""
+"""maestro_cli.audio.io: decoding any rate/channel count, resampling, and one-line errors for bad files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from maestro_cli.audio import load_audio, probe_audio
+from maestro_cli.audio.io import load_audio, probe_audio
 from maestro_cli.errors import MaestroError
 
 

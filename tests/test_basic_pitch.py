@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-
 from helpers import run_maestro
-from maestro_cli.audio import load_audio
-from maestro_cli.notes import read_notes
-from maestro_cli.transcription_metrics import evaluate_notes
+
+from maestro_cli.audio.io import load_audio
+from maestro_cli.metrics.transcription import evaluate_notes
+from maestro_cli.symbolic.notes import read_notes
 
 pytest.importorskip("maestro_basic_pitch")
 pytest.importorskip("basic_pitch")

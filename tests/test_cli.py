@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from helpers import run_maestro, write_midi
+
 from maestro_cli import __version__
-from maestro_cli.cliutil import atomic_output, output_path
 from maestro_cli.errors import MaestroError
+from maestro_cli.outputs import atomic_output, output_path
 
 
 def test_help_lists_every_stage():
@@ -23,8 +24,8 @@ def test_version():
     assert (result.code, result.stdout.strip()) == (0, f"maestro {__version__}")
 
 
-def test_missing_input_is_one_line_error_exit_1(tmp_path):
-    result = run_maestro("render", str(tmp_path / "nope.mid"), "--backend", "toy-sine")
+def test_missing_input_is_one_line_error_exit_1(tmp_path, toy_plugin):
+    result = run_maestro("render", str(tmp_path / "nope.mid"), "--backend", "toy-sine", env=toy_plugin)
     assert result.code == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.mid'}: no such file"
     assert "Traceback" not in result.stderr and result.stdout == ""
@@ -42,30 +43,31 @@ def test_debug_shows_traceback(tmp_path):
     assert result.code != 0 and "Traceback" in result.stderr
 
 
-def test_paths_from_stdin_and_json_output(tmp_path):
+def test_paths_from_stdin_and_json_output(tmp_path, toy_plugin):
     first = write_midi(tmp_path / "one.mid", [(60, 0, 0.5, 90)])
     second = write_midi(tmp_path / "two.mid", [(62, 0, 0.5, 90)])
     out = tmp_path / "out"
     result = run_maestro("render", "--backend", "toy-sine", "--out-dir", str(out), "--json",
-                         stdin=f"{first}\n{second}\n")
+                         stdin=f"{first}\n{second}\n", env=toy_plugin)
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [record["path"] for record in records] == [str(out / "one.wav"), str(out / "two.wav")]
 
 
-def test_existing_output_needs_overwrite_and_batch_continues(tmp_path):
+def test_existing_output_needs_overwrite_and_batch_continues(tmp_path, toy_plugin):
     good = write_midi(tmp_path / "good.mid", [(60, 0, 0.5, 90)])
     (tmp_path / "good.wav").write_bytes(b"keep me")
     missing = tmp_path / "missing.mid"
     other = write_midi(tmp_path / "other.mid", [(64, 0, 0.5, 90)])
     result = run_maestro("render", str(good), str(missing), str(other), "--backend", "toy-sine",
-                         "--out-dir", str(tmp_path))
+                         "--out-dir", str(tmp_path), env=toy_plugin)
     assert result.code == 1
     assert (tmp_path / "good.wav").read_bytes() == b"keep me"
     assert f"error: {tmp_path / 'good.wav'}: output exists; use --overwrite to replace it" in result.stderr
     assert f"error: {missing}: no such file" in result.stderr
     assert result.stdout.strip() == str(tmp_path / "other.wav")
-    again = run_maestro("render", str(good), "--backend", "toy-sine", "--out-dir", str(tmp_path), "--overwrite")
+    again = run_maestro("render", str(good), "--backend", "toy-sine", "--out-dir", str(tmp_path), "--overwrite",
+                        env=toy_plugin)
     assert again.code == 0 and (tmp_path / "good.wav").read_bytes() != b"keep me"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from maestro_cli.dataset import default_root, open_dataset, read_metadata
+from maestro_cli.data.maestro import default_root, open_dataset, read_metadata
 from maestro_cli.errors import MaestroError, UsageError
 
 

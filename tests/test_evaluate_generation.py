@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import run_maestro, write_midi
-from maestro_cli import generation_metrics as gm
+
 from maestro_cli.backends.generation_metrics import reference_records
+from maestro_cli.metrics import generation as gm
 
 
 def scale(pitches, start=0.0, step=0.25, length=0.2, velocity=64):
@@ -167,7 +167,7 @@ class CopyTranscriber:
         self.keep_every = keep_every
 
     def transcribe(self, audio, out_midi, *, notes_csv=None):
-        from maestro_cli.events import midi_notes
+        from maestro_cli.tokens.performance import midi_notes
 
         notes = midi_notes(audio.read_bytes())[::self.keep_every]
         write_midi(out_midi, [(int(n["pitch"]), n["start_s"], n["end_s"], int(n["velocity"])) for n in notes])
@@ -182,8 +182,8 @@ def fake_registries(monkeypatch, tmp_path, **stages):
 
 
 def test_roundtrip_scores_every_combination(monkeypatch, tmp_path, capsys):
-    from maestro_cli import roundtrip
-    from maestro_cli.stages.generate import GenerationRequest
+    from maestro_cli.metrics import roundtrip
+    from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path,
                     generator={"echo": lambda o: EchoGenerator(tmp_path)},
@@ -204,9 +204,9 @@ def test_roundtrip_scores_every_combination(monkeypatch, tmp_path, capsys):
 
 
 def test_roundtrip_needs_every_stage(monkeypatch, tmp_path):
-    from maestro_cli import roundtrip
     from maestro_cli.errors import NoBackendError, UsageError
-    from maestro_cli.stages.generate import GenerationRequest
+    from maestro_cli.metrics import roundtrip
+    from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)}, renderer={},
                     transcriber={"perfect": lambda o: CopyTranscriber()})
@@ -252,9 +252,9 @@ def test_roundtrip_cli_with_installed_backends(tmp_path):
 
 def test_roundtrip_real_renderer_and_transcriber(monkeypatch, tmp_path, capsys):
     """The installed default renderer and transcriber on a known melody: a real, imperfect but useful F1."""
-    from maestro_cli import roundtrip
+    from maestro_cli.metrics import roundtrip
+    from maestro_cli.protocols import GenerationRequest
     from maestro_cli.registry import get_registry
-    from maestro_cli.stages.generate import GenerationRequest
 
     renderer, transcriber = get_registry("renderer").get(), get_registry("transcriber").get()
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)})
@@ -294,9 +294,9 @@ def test_checkpoint_nll_on_split(tmp_path):
 
     import torch
 
-    from maestro_cli import events
     from maestro_cli.models.transformer import Transformer, preset_config
     from maestro_cli.models.transformer_train import tokenizer_info
+    from maestro_cli.tokens import performance as events
 
     torch.manual_seed(0)
     config = preset_config("tiny", events.VOCAB_SIZE)
@@ -320,8 +320,8 @@ class BrokenTranscriber:
 def test_roundtrip_reports_a_failing_backend_and_goes_on(monkeypatch, tmp_path, capsys):
     import typer
 
-    from maestro_cli import roundtrip
-    from maestro_cli.stages.generate import GenerationRequest
+    from maestro_cli.metrics import roundtrip
+    from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)},
                     renderer={"copy": lambda o: CopyRenderer()},

@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from maestro_cli.archive import MARKER, check_archive, unsafe_reason
 from maestro_cli.backends.maestro_dataset import MaestroDatasetBackend, MaestroOptions
-from maestro_cli.dataset import open_dataset
-from maestro_cli.download import BASE_URL, get_release
+from maestro_cli.data.archive import MARKER, check_archive, unsafe_reason
+from maestro_cli.data.download import BASE_URL, get_release
+from maestro_cli.data.maestro import open_dataset
 from maestro_cli.errors import MaestroError
 
 MAESTRO = Path(sys.executable).parent / "maestro"
@@ -319,7 +319,7 @@ def test_foreign_folder_is_never_overwritten(server, release_zip, tmp_path: Path
 def test_default_policy_gives_up_within_a_minute_without_network(tmp_path: Path, monkeypatch) -> None:
     import urllib.error
 
-    import maestro_cli.download as download
+    import maestro_cli.data.download as download
 
     clock = [0.0]
     sleeps: list[float] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,9 +118,9 @@ def test_chunk_borders_neither_split_nor_duplicate_notes():
 @pytest.fixture(scope="module")
 def clip(maestro_root):
     """Ten seconds of a MAESTRO performance rendered with the default soundfont, and its notes."""
-    from maestro_cli.notes import read_midi_notes
-    from maestro_cli.synth import render_midi_to_array
-    from maestro_cli.transcription_data import _midi_bytes, excerpt
+    from maestro_cli.audio.synth import render_midi_to_array
+    from maestro_cli.data.transcription import _midi_bytes, excerpt
+    from maestro_cli.symbolic.midi import read_midi_notes
 
     midi = sorted((maestro_root / "2004").glob("*.midi"))[0]
     notes = excerpt(read_midi_notes(midi), 30.0, 10.0)
@@ -133,7 +132,7 @@ def clip(maestro_root):
 @pytest.fixture(scope="module")
 def overfit(clip):
     """The tiny preset trained on the clip until its note F1 reaches 0.9 (at most 300 steps)."""
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
 
     audio, notes = clip
     torch.manual_seed(0)
@@ -164,7 +163,7 @@ def test_tiny_model_overfits_a_rendered_clip(overfit):
 
 
 def test_chunked_inference_agrees_with_a_single_pass(overfit, clip):
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
 
     model, audio = overfit[0], clip[0]
     single = of.posteriors_array(model, audio, chunk_seconds=60)
@@ -178,8 +177,9 @@ def test_checkpoint_round_trip_and_backend(overfit, clip, tmp_path):
     import soundfile
 
     from maestro_cli.backends.onsets_frames import OnsetsFramesOptions, OnsetsFramesTranscriber
-    from maestro_cli.notes import read_midi_notes, read_notes
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
+    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.notes import read_notes
 
     model, (audio, notes) = overfit[0], clip
     oft.save_atomic(of.checkpoint_dict(model, step=7), tmp_path / "model.pt")
@@ -209,7 +209,7 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 # ---------------------------------------------------------------------------------------------------- training
 
 def _excerpts(clip) -> oft.Excerpts:
-    from maestro_cli.transcription_data import log_mel
+    from maestro_cli.data.transcription import log_mel
 
     audio, notes = clip
     return oft.Excerpts([log_mel(audio[:80000]), log_mel(audio[80000:])],
@@ -296,7 +296,7 @@ def test_mel_augmentation_changes_level_and_colour_but_keeps_the_floor(clip):
 
 
 def test_held_out_validation_is_rendered_with_the_held_out_soundfont_only(maestro_root, tmp_path, monkeypatch):
-    from maestro_cli import transcription_data as td
+    from maestro_cli.data import transcription as td
 
     if not td.HELD_OUT_SOUNDFONT.is_file():
         pytest.skip("fluid-soundfont-gm is not installed")

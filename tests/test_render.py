@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile
 import symusic
-
 from helpers import run_maestro, write_midi
+
+from maestro_cli.audio.synth import render_midi_to_array
 from maestro_cli.errors import MaestroError
-from maestro_cli.synth import render_midi_to_array
 
 SR = 22050
 TAIL = 0.5

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from maestro_cli import events
-from maestro_cli.dataset import read_metadata
 from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions, default_checkpoint
+from maestro_cli.data.maestro import read_metadata
 from maestro_cli.models.transformer_train import lineage
-from maestro_cli.stages.generate import GenerationRequest
+from maestro_cli.protocols import GenerationRequest
+from maestro_cli.symbolic.midi import midi_notes
+from maestro_cli.tokens import performance as events
 
 
 def test_shipped_model_is_complete_and_documented():
@@ -45,7 +46,7 @@ def test_shipped_model_generates_five_seconds_for_two_composers():
     assert time.process_time() - started < 30
     assert pieces["Chopin"] != pieces["Bach"]
     for midi in pieces.values():
-        notes = events.midi_notes(midi)
+        notes = midi_notes(midi)
         assert len(notes) >= 5 and notes["end_s"].max() <= 5.0 + 2.0
         assert 21 <= notes["pitch"].min() and notes["pitch"].max() <= 108  # the piano's range
 

@@ -10,8 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from maestro_cli.backends.onsets_frames import (OnsetsFramesOptions, OnsetsFramesTranscriber,  # noqa: E402
-                                              default_checkpoint)
+from maestro_cli.backends.onsets_frames import OnsetsFramesOptions, OnsetsFramesTranscriber, default_checkpoint  # noqa: E402
 
 PIECE = "MAPS_MUS-chpn-p19_ENSTDkCl"
 SECONDS = 30.0
@@ -32,8 +31,8 @@ def test_shipped_model_is_complete_and_documented():
 def test_shipped_model_transcribes_a_real_recording(shared_data, tmp_path):
     import soundfile
 
-    from maestro_cli.notes import read_note_table
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
+    from maestro_cli.symbolic.notes import read_note_table
 
     folder = shared_data / "maps-disklavier"
     audio, rate = soundfile.read(folder / "flac" / f"{PIECE}.flac", frames=int(SECONDS * 16000), dtype="float32")

@@ -1,4 +1,4 @@
-"""The performance tokenizer (maestro_cli.events), token files, the training cache and `maestro tokenize`."""
+"""The performance tokenizer (maestro_cli.tokens.performance), token files, the training cache and `maestro tokenize`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maestro_cli import events as E
-from maestro_cli import tokenize_io
 from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
-from maestro_cli.composers import COMPOSERS, composer_class
+from maestro_cli.data.composers import COMPOSERS, composer_class
 from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.symbolic.midi import midi_notes, read_midi
+from maestro_cli.symbolic.notes import make_notes
+from maestro_cli.symbolic.pedal import apply_sustain
+from maestro_cli.tokens import files as tokenize_io
+from maestro_cli.tokens import performance as E
 from tests.helpers import run_maestro, write_midi
 
 STEP = 1 / E.STEPS_PER_SECOND
@@ -100,23 +103,23 @@ def magenta_sustain(notes, pedal):
     for note in active:
         note["end"] = time
     kept = [n for n in notes if n["id"] not in deleted]
-    result = E.make_notes([n["pitch"] for n in kept], [n["start"] for n in kept], [n["end"] for n in kept],
+    result = make_notes([n["pitch"] for n in kept], [n["start"] for n in kept], [n["end"] for n in kept],
                           [n["vel"] for n in kept])
-    return E.apply_sustain(result, (np.zeros(0), np.zeros(0)))  # no pedal: only the re-strike cut
+    return apply_sustain(result, (np.zeros(0), np.zeros(0)))  # no pedal: only the re-strike cut
 
 
 def test_sustain_rule_by_hand():
-    notes = E.make_notes([60, 62, 60, 64], [0.0, 0.5, 1.0, 3.0], [0.2, 0.7, 1.1, 3.1], [80] * 4)
+    notes = make_notes([60, 62, 60, 64], [0.0, 0.5, 1.0, 3.0], [0.2, 0.7, 1.1, 3.1], [80] * 4)
     pedal = (np.array([0.1, 0.9, 2.9]), np.array([127, 0, 100]))
-    out = E.apply_sustain(notes, pedal)
+    out = apply_sustain(notes, pedal)
     assert list(out["pitch"]) == [60, 62, 60, 64]
     # released under the pedal: last until it lifts at 0.9; the last note's pedal never lifts: ends at the last event
     assert np.allclose(out["end_s"], [0.9, 0.9, 1.1, 3.1])
     # pedal never lifted: a note released under it lasts to the last event
-    out = E.apply_sustain(E.make_notes([60, 67], [0.0, 0.5], [0.3, 2.0], [80, 80]), (np.array([0.2]), np.array([127])))
+    out = apply_sustain(make_notes([60, 67], [0.0, 0.5], [0.3, 2.0], [80, 80]), (np.array([0.2]), np.array([127])))
     assert np.allclose(out["end_s"], [2.0, 2.0])
     # re-strike under the pedal ends the sounding note
-    out = E.apply_sustain(E.make_notes([60, 60], [0.0, 0.5], [0.1, 0.6], [80, 80]), (np.array([0.0, 2.0]), np.array([127, 0])))
+    out = apply_sustain(make_notes([60, 60], [0.0, 0.5], [0.1, 0.6], [80, 80]), (np.array([0.0, 2.0]), np.array([127, 0])))
     assert np.allclose(out["start_s"], [0.0, 0.5]) and np.allclose(out["end_s"], [0.5, 2.0])
 
 
@@ -133,7 +136,7 @@ def note_arrays(draw, max_notes=40, pitches=(0, 127)):
     start = [draw(st.integers(0, 400_000)) / 10_000 for _ in range(n)]  # up to 40 s, 0.1 ms grid
     length = [draw(st.one_of(st.integers(1, 300), st.integers(1, 60_000))) / 10_000 for _ in range(n)]
     velocity = [draw(st.integers(1, 127)) for _ in range(n)]
-    return E.make_notes(pitch, start, np.add(start, length), velocity)
+    return make_notes(pitch, start, np.add(start, length), velocity)
 
 
 @settings(max_examples=150, deadline=None)
@@ -141,7 +144,7 @@ def note_arrays(draw, max_notes=40, pitches=(0, 127)):
 def test_sustain_matches_magenta(notes, pedal):
     times = np.array([t for t, _ in pedal], dtype=float)
     values = np.array([v for _, v in pedal], dtype=int)
-    ours = E.apply_sustain(notes, (times, values))
+    ours = apply_sustain(notes, (times, values))
     reference = magenta_sustain(notes, pedal)
     assert len(ours) == len(reference)
     for field in ("pitch", "start_s", "end_s", "velocity"):
@@ -168,7 +171,7 @@ def assert_close_to(decoded: np.ndarray, notes: np.ndarray) -> None:
 @settings(max_examples=120, deadline=None)
 @given(note_arrays())
 def test_random_notes_round_trip(notes):
-    cut = E.apply_sustain(notes, (np.zeros(0), np.zeros(0)))  # the one-sounding-note-per-key rule
+    cut = apply_sustain(notes, (np.zeros(0), np.zeros(0)))  # the one-sounding-note-per-key rule
     ids = E.notes_to_events(cut)
     steps = E.events_to_steps(ids)
     quantized = E.quantize(cut)
@@ -184,7 +187,7 @@ def test_random_notes_round_trip(notes):
 
 
 def test_long_notes_and_gaps():
-    notes = E.make_notes([60, 60, 72], [0.0, 5.0, 5.004], [3.5, 5.5, 30.0], [1, 127, 64])
+    notes = make_notes([60, 60, 72], [0.0, 5.0, 5.004], [3.5, 5.5, 30.0], [1, 127, 64])
     ids = E.notes_to_events(notes)
     assert_close_to(E.events_to_notes(ids), notes)
     assert (ids == E.TIME_SHIFT + 99).sum() >= 24 + 3 + 1  # 24.5 s of one note, 3.5 s, 1.5 s
@@ -197,21 +200,21 @@ def twenty(maestro_root):
 
 def test_real_files_round_trip(twenty):
     for path in twenty:
-        notes = E.midi_notes(path)
-        raw, _ = E.read_midi(path)
+        notes = midi_notes(path)
+        raw, _ = read_midi(path)
         assert len(notes) > 100 and len(notes) <= len(raw)
         ids = E.encode_midi(path, "Frédéric Chopin")
         assert ids[0] == E.START and ids[1] == 391 and ids[-1] == E.END and ids.dtype == np.uint16
         assert_close_to(E.events_to_notes(ids), notes)
         # through a MIDI file and back, the notes are exactly the quantized ones
-        again = E.midi_notes(E.decode_to_midi(ids))
+        again = midi_notes(E.decode_to_midi(ids))
         assert_close_to(again, notes)
         assert np.array_equal(E.notes_to_events(again), ids[2:-1])
 
 
 def test_pedal_lengthens_real_notes(twenty):
-    raw, pedal = E.read_midi(twenty[0])
-    sustained = E.apply_sustain(raw, pedal)
+    raw, pedal = read_midi(twenty[0])
+    sustained = apply_sustain(raw, pedal)
     assert len(pedal[0]) > 0
     assert len(sustained) <= len(raw)
     duration = lambda notes: (notes["end_s"] - notes["start_s"]).sum()
@@ -226,7 +229,7 @@ def test_any_sequence_decodes(ids):
     assert np.all((notes["velocity"] >= 1) & (notes["velocity"] <= 127))
     data = E.decode_to_midi(ids)
     assert data[:4] == b"MThd"
-    assert len(E.midi_notes(data)) == len(notes)
+    assert len(midi_notes(data)) == len(notes)
 
 
 def test_decoder_rules():
@@ -259,7 +262,7 @@ def test_transpose(notes, k):
 
 
 def test_transpose_out_of_range():
-    ids = E.notes_to_events(E.make_notes([0, 127], [0, 1], [0.5, 1.5], [64, 64]))
+    ids = E.notes_to_events(make_notes([0, 127], [0, 1], [0.5, 1.5], [64, 64]))
     assert E.transpose(ids, 1) is None and E.transpose(ids, -1) is None
     assert np.array_equal(E.transpose(ids, 0), ids)
 
@@ -304,7 +307,7 @@ def test_token_file_and_cli_round_trip(tmp_path, twenty):
     assert result.code == 0, result.stderr
     decoded = Path(result.stdout.strip())
     assert decoded.name == midi.stem + ".mid"
-    assert_close_to(E.midi_notes(decoded), E.midi_notes(midi))
+    assert_close_to(midi_notes(decoded), midi_notes(midi))
     again = run_maestro("tokenize", "--decode", str(token_file), "--out-dir", str(tmp_path / "mid"))
     assert again.code == 1 and "output exists" in again.stderr
 
@@ -332,7 +335,7 @@ def test_decode_refuses_other_vocabulary(tmp_path):
     with pytest.raises(MaestroError, match="tokenizer 'performance' version 1, not that of 'performance'"):
         tokenize_io.decode_file(tokenizer, tmp_path / "b.tokens.npz", tmp_path)
     out = tokenize_io.decode_file(tokenizer, token_file, tmp_path / "out")
-    assert out.name == "a.mid" and len(E.midi_notes(out)) == 1
+    assert out.name == "a.mid" and len(midi_notes(out)) == 1
 
 
 # ---------------------------------------------------------------- the training cache
@@ -445,8 +448,8 @@ def test_miditok_backend(tmp_path, scheme):
     ids = tokenizer.encode(midi, "chopin")
     vocab = tokenizer.vocab
     assert ids[0] == vocab["BOS_None"] and ids[1] == vocab["Composer_0"] and ids[-1] == vocab["EOS_None"]
-    decoded = E.midi_notes(tokenizer.decode(ids))
-    expected = E.midi_notes(midi)  # the pedal holds the first note to 0.5 s
+    decoded = midi_notes(tokenizer.decode(ids))
+    expected = midi_notes(midi)  # the pedal holds the first note to 0.5 s
     assert sorted(decoded["pitch"]) == sorted(expected["pitch"])
     assert np.allclose(np.sort(decoded["start_s"]), np.sort(expected["start_s"]), atol=0.07)
     assert tokenizer.decode([9999, -1, 3])[:4] == b"MThd"

@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import run_maestro, write_midi
+
 from maestro_cli.errors import MaestroError
-from maestro_cli.notes import read_notes, write_midi as write_note_midi, write_notes_csv
-from maestro_cli.transcription_metrics import evaluate_notes, frame_scores, mean_scores
+from maestro_cli.metrics.transcription import evaluate_notes, frame_scores, mean_scores
+from maestro_cli.symbolic.midi import write_midi as write_note_midi
+from maestro_cli.symbolic.notes import read_notes, write_notes_csv
 
 # onset, offset, pitch, velocity: four 1 s notes, 0.5 s apart, on different pitches
 REF = np.array([[0.0, 1.0, 60, 20], [0.5, 1.5, 64, 40], [1.0, 2.0, 67, 60], [1.5, 2.5, 72, 80]], dtype=float)

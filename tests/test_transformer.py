@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from maestro_cli import events
 from maestro_cli.models import transformer_train as tt
 from maestro_cli.models.transformer import KVCache, Transformer, preset_config
+from maestro_cli.symbolic.midi import midi_notes
+from maestro_cli.symbolic.notes import make_notes
+from maestro_cli.tokens import performance as events
 from tests.helpers import run_maestro
 
 torch.set_num_threads(1)
@@ -24,7 +26,7 @@ def scale_piece(base: int, n: int = 12) -> np.ndarray:
     """START, an ascending run of ``n`` notes from ``base`` (100 ms each), END."""
     pitches = np.arange(base, base + n)
     starts = np.arange(n) * 0.1
-    notes = events.make_notes(pitches, starts, starts + 0.1, np.full(n, 80))
+    notes = make_notes(pitches, starts, starts + 0.1, np.full(n, 80))
     return np.concatenate([[events.START], events.notes_to_events(notes), [events.END]]).astype(np.uint16)
 
 
@@ -41,7 +43,7 @@ TINY = dict(preset="tiny", seq_len=64, batch_size=4, warmup=5, eval_windows=4, l
 def write_cache(folder: Path, split: tt.TokenSplit) -> Path:
     """A token cache folder (as `maestro tokenize --dataset` writes) holding ``split`` as train and validation."""
     from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
-    from maestro_cli.tokenize_io import VOCAB_FILE, vocab_record
+    from maestro_cli.tokens.files import VOCAB_FILE, vocab_record
 
     folder.mkdir(parents=True)
     (folder / VOCAB_FILE).write_text(json.dumps(vocab_record(PerformanceTokenizer())), encoding="utf-8")
@@ -133,7 +135,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 def generate(checkpoint: Path, **kwargs) -> list[bytes]:
     from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions
-    from maestro_cli.stages.generate import GenerationRequest
+    from maestro_cli.protocols import GenerationRequest
 
     request = GenerationRequest(**{"n": 2, "seconds": 2.0, "checkpoint": checkpoint, **kwargs})
     return TransformerGenerator(TransformerOptions(device="cpu", threads=1)).generate(request)
@@ -145,7 +147,7 @@ def test_same_seed_gives_byte_identical_midi(tiny_checkpoint):
     assert first != generate(tiny_checkpoint, composer="Chopin", seed=8)
     assert first[0] != first[1]  # the batch rows are different samples
     for midi in first:
-        notes = events.midi_notes(midi)
+        notes = midi_notes(midi)
         assert len(notes) > 0 and notes["end_s"].max() <= 2.0 + 1.0
 
 
@@ -153,7 +155,7 @@ def test_primer_is_continued(tiny_checkpoint, tmp_path):
     primer = tmp_path / "primer.mid"
     primer.write_bytes(events.decode_to_midi(scale_piece(60)))
     out = generate(tiny_checkpoint, composer="Bach", primer=primer, n=1, seconds=1.0)
-    notes = events.midi_notes(out[0])
+    notes = midi_notes(out[0])
     assert list(notes["pitch"][:12]) == list(range(60, 72))
 
 
@@ -183,6 +185,7 @@ def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
     assert result.code == 1 and "no checkpoint" in result.stderr
 
     import maestro_models
+
     from maestro_cli.backends import transformer as backend
     from maestro_cli.errors import MaestroError
 
@@ -197,7 +200,7 @@ def test_cli_generate_writes_midi_paths(tiny_checkpoint, tmp_path):
     assert result.code == 0, result.stderr
     paths = [Path(line) for line in result.stdout.splitlines()]
     assert [p.name for p in paths] == ["chopin_seed3_00.mid", "chopin_seed3_01.mid"]
-    assert all(len(events.midi_notes(p.read_bytes())) > 0 for p in paths)
+    assert all(len(midi_notes(p.read_bytes())) > 0 for p in paths)
 
 
 def test_nll_of_a_piece_scores_every_event_once():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from helpers import run_maestro, write_midi
 from PIL import Image
 
-from helpers import run_maestro, write_midi
-from maestro_cli import plots
-from maestro_cli.plots import PEDAL_COLOR
-from maestro_cli.stages.view import pedal_intervals
+from maestro_cli import display as plots
+from maestro_cli.cli.view import pedal_intervals
+from maestro_cli.display import PEDAL_COLOR
 
 
 def pixels(path):

@@ -11,9 +11,9 @@ class AlignmentMetrics:
     """mean / median / p90 absolute error and % within 25/50/100/200 ms."""
 
     def evaluate(self, ref: list[Path], est: Path, plot: Path | None = None, as_json: bool = False) -> dict:
-        from maestro_cli import alignment_metrics as metrics
-        from maestro_cli.alignment_io import read_alignment
-        from maestro_cli.cliutil import emit
+        from maestro_cli.align.io import read_alignment
+        from maestro_cli.cli.io import emit
+        from maestro_cli.metrics import alignment as metrics
 
         ref_score, ref_performance = metrics.load_reference(list(ref))
         est_score, est_performance, _ = read_alignment(est)

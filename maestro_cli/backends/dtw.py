@@ -29,17 +29,18 @@ class DTWAligner:
         self.options = options or DTWOptions()
 
     def align(self, performance: Path, score: Path, *, kind: str):
-        from maestro_cli import dtw, note_matching, sync_features
-        from maestro_cli.stages.align import Alignment
+        from maestro_cli.align import dtw, note_matching
+        from maestro_cli.align import features as sync_features
+        from maestro_cli.protocols import Alignment
 
         score_notes = sync_features.read_notes(score)  # also rejects a score without notes
         if kind == "audio":
-            from maestro_cli.audio import load_audio
+            from maestro_cli.audio.io import load_audio
 
             audio = load_audio(performance, sync_features.SAMPLE_RATE)
             performance_features = sync_features.audio_features(audio, performance)
             if self.options.score_features == "rendered":
-                from maestro_cli.synth import render_midi_to_array
+                from maestro_cli.audio.synth import render_midi_to_array
 
                 rendered = render_midi_to_array(score, sample_rate=sync_features.SAMPLE_RATE)
                 score_features = sync_features.audio_features(rendered, score)

@@ -1,6 +1,6 @@
 """Metric set ``generation``: statistics of generated MIDI against a MAESTRO split, and model NLL per event.
 
-Used by ``maestro evaluate generation``. The statistics are those of :mod:`maestro_cli.generation_metrics`; the
+Used by ``maestro evaluate generation``. The statistics are those of :mod:`maestro_cli.metrics.generation`; the
 reference is a seeded random sample of ``reference_pieces`` performances of the split (all of them with 0).
 """
 
@@ -24,8 +24,8 @@ class GenerationMetrics:
                  plot: Path | None, as_json: bool, reference_pieces: int = REFERENCE_PIECES,
                  overwrite: bool = False) -> dict[str, Any]:
         """Print the report (a table, or one JSON object with ``as_json``) on stdout and return it."""
-        from maestro_cli.cliutil import read_inputs
-        from maestro_cli.dataset import default_root
+        from maestro_cli.cli.io import read_inputs
+        from maestro_cli.data.maestro import default_root
         from maestro_cli.errors import MaestroError, UsageError
 
         paths = read_inputs(inputs, required=checkpoint is None)
@@ -48,9 +48,9 @@ class GenerationMetrics:
     @staticmethod
     def statistics(paths: list[Path], root: Path, split: str, reference_pieces: int) -> dict[str, Any]:
         """Feature comparison of the MIDI files at ``paths`` with a sample of the split."""
-        from maestro_cli import generation_metrics as gm
-        from maestro_cli.cliutil import report_failure
+        from maestro_cli.cli.io import report_failure
         from maestro_cli.errors import MaestroError
+        from maestro_cli.metrics import generation as gm
 
         for path in paths:
             if not path.is_file():
@@ -77,7 +77,7 @@ def reference_records(root: Path, split: str, limit: int) -> list:
     """The records of ``split`` under ``root``: a seeded random sample of ``limit`` of them (all with 0)."""
     import numpy as np
 
-    from maestro_cli.dataset import open_dataset
+    from maestro_cli.data.maestro import open_dataset
     from maestro_cli.errors import MaestroError
 
     records = open_dataset(root).filter(split=split).records
@@ -102,8 +102,8 @@ def _nll(checkpoint: Path, root: Path, split: str) -> dict[str, Any]:
 
 
 def _plot(target: Path, features: dict[str, dict]) -> None:
-    from maestro_cli import plots
-    from maestro_cli.generation_metrics import FEATURES
+    from maestro_cli import display as plots
+    from maestro_cli.metrics.generation import FEATURES
 
     labels = {name: f"{f.label} ({f.unit})" if f.unit else f.label for name, f in FEATURES.items()}
     log_x = [name for name, f in FEATURES.items() if f.log_x]
@@ -124,7 +124,7 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from maestro_cli.generation_metrics import FEATURES
+    from maestro_cli.metrics.generation import FEATURES
 
     out = Console(highlight=False)
     out.width = out.width if out.is_terminal else 120  # a file or a pipe gets whole column titles

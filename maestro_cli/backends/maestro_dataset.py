@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from maestro_cli.dataset import MaestroDataset, default_root, open_dataset
+from maestro_cli.data.maestro import MaestroDataset, default_root, open_dataset
 from maestro_cli.hookspecs import hookimpl
 
 
@@ -30,7 +30,7 @@ class MaestroDatasetBackend:
     def fetch(self, version: str | None = None, midi_only: bool = False, root: Path | None = None,
               mirror: str | None = None, from_zip: Path | None = None, sha256: str | None = None) -> Path:
         """Download (or import) and extract a release; returns its folder ``<root>/maestro-vX.Y.Z``."""
-        from maestro_cli.download import RetryPolicy, fetch, get_release, release_for_zip
+        from maestro_cli.data.download import RetryPolicy, fetch, get_release, release_for_zip
 
         root = Path(root).expanduser() if root is not None else default_root()
         if from_zip is not None:
@@ -42,7 +42,7 @@ class MaestroDatasetBackend:
         return fetch(root, release, mirror=mirror, sha256=sha256, from_zip=from_zip, policy=policy)
 
     def open(self, root: Path | None = None, version: str | None = None) -> MaestroDataset:
-        """The dataset API's :func:`~maestro_cli.dataset.open_dataset`."""
+        """The dataset API's :func:`~maestro_cli.data.maestro.open_dataset`."""
         return open_dataset(root, version)
 
     def show(self, root: Path | None = None, composer: str | None = None, split: str | None = None,
@@ -50,7 +50,7 @@ class MaestroDatasetBackend:
         """Print the selection on stdout (a rich table, or JSON lines) and its summary."""
         from rich.console import Console
 
-        from maestro_cli.cliutil import console
+        from maestro_cli.cli.io import console
 
         selection = open_dataset(root, version).filter(composer=composer, split=split, year=year)
         if as_json:

@@ -1,6 +1,6 @@
 """The ``miditok`` tokenizer: MidiTok's REMI or MIDI-Like vocabularies, to compare with ``performance``.
 
-The sustain pedal is applied to note durations first (the rule of :mod:`maestro_cli.events`), all tracks
+The sustain pedal is applied to note durations first (the rule of :mod:`maestro_cli.tokens.performance`), all tracks
 are merged into one piano track, then MidiTok tokenizes. Sequences are BOS, the composer token if given,
 MidiTok's tokens, EOS. MidiTok (which imports torch) is imported only when the tokenizer is first used.
 """
@@ -48,7 +48,7 @@ class MidiTokTokenizer:
         if self._tokenizer is None:
             import miditok
 
-            from maestro_cli.events import COMPOSER_NAMES
+            from maestro_cli.tokens.performance import COMPOSER_NAMES
 
             ppb = self.options.positions_per_beat
             config = miditok.TokenizerConfig(
@@ -72,7 +72,8 @@ class MidiTokTokenizer:
         import numpy as np
 
         from maestro_cli.errors import MaestroError
-        from maestro_cli.events import COMPOSER, composer_token, midi_notes, notes_to_score
+        from maestro_cli.symbolic.midi import midi_notes, notes_to_score
+        from maestro_cli.tokens.performance import COMPOSER, composer_token
 
         notes = midi_notes(midi)
         if len(notes) == 0:

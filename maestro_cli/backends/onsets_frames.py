@@ -25,8 +25,9 @@ class OnsetsFramesOptions:
 
 def default_checkpoint() -> Path:
     """The shipped model's ``model.pt``; a clear error when none is installed."""
-    from maestro_cli.errors import MaestroError
     from maestro_models import MODELS_DIR
+
+    from maestro_cli.errors import MaestroError
 
     path = MODELS_DIR / DEFAULT_MODEL / "model.pt"
     if not path.is_file():
@@ -71,7 +72,7 @@ class OnsetsFramesTranscriber:
 
     def transcribe_notes(self, audio: Path):
         """The note list ``(n, 4)`` (onset_s, offset_s, pitch, velocity) of a recording."""
-        from maestro_cli.audio import load_audio
+        from maestro_cli.audio.io import load_audio
         from maestro_cli.models.onsets_frames import SAMPLE_RATE, transcribe_array
 
         samples = load_audio(audio, SAMPLE_RATE, mono=True)
@@ -79,8 +80,9 @@ class OnsetsFramesTranscriber:
                                 overlap_seconds=self.options.overlap_seconds, batch_chunks=self.options.batch_chunks)
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
-        from maestro_cli.cliutil import atomic_output
-        from maestro_cli.notes import write_midi, write_notes_csv
+        from maestro_cli.outputs import atomic_output
+        from maestro_cli.symbolic.midi import write_midi
+        from maestro_cli.symbolic.notes import write_notes_csv
 
         notes = self.transcribe_notes(audio)
         write_midi(notes, out_midi)
@@ -90,11 +92,11 @@ class OnsetsFramesTranscriber:
 
     def train(self, request) -> Path:
         """``maestro train onsets-frames``: options validated against ``TrainConfig``."""
-        from maestro_cli.cliutil import console, progress
+        from maestro_cli.cli.io import console, progress
+        from maestro_cli.data.transcription import DataConfig, build
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import onsets_frames_train as oft
         from maestro_cli.registry import parse_dataclass
-        from maestro_cli.transcription_data import DataConfig, build
 
         options: list[str] | dict = request.options
         if request.resume and (Path(request.out) / "last.pt").is_file():  # the run's options, then the given ones

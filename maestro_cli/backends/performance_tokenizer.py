@@ -1,4 +1,4 @@
-"""The built-in ``performance`` tokenizer: the Performance-RNN vocabulary of :mod:`maestro_cli.events`."""
+"""The built-in ``performance`` tokenizer: the Performance-RNN vocabulary of :mod:`maestro_cli.tokens.performance`."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ class PerformanceTokenizer:
     name = "performance"
 
     def __init__(self, options: None = None):
-        from maestro_cli import events
+        from maestro_cli.tokens import performance as events
 
         self.version = str(events.TOKENIZER_VERSION)
         self.vocab = events.vocab()
 
     def encode(self, midi: Path, composer: str | None = None):
         """START, the composer token if given, the events (sustain pedal applied), END (uint16)."""
-        from maestro_cli.events import encode_midi
+        from maestro_cli.tokens.performance import encode_midi
 
         return encode_midi(midi, composer)
 
     def decode(self, tokens) -> bytes:
         """A piano MIDI file; any id sequence decodes."""
-        from maestro_cli.events import decode_to_midi
+        from maestro_cli.tokens.performance import decode_to_midi
 
         return decode_to_midi(tokens)
 

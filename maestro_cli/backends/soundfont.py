@@ -27,7 +27,7 @@ class SoundfontRenderer:
     def render(self, midi: Path, out: Path, *, sample_rate: int, audio_format: str, soundfont: Path | None) -> None:
         import soundfile
 
-        from maestro_cli.synth import default_soundfont, read_score, render_score
+        from maestro_cli.audio.synth import default_soundfont, read_score, render_score
 
         options = self.options
         audio = render_score(read_score(midi), soundfont or default_soundfont(), sample_rate, tail=options.tail,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maestro_cli.cliutil import console, emit
+from maestro_cli.cli.io import console, emit
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.hookspecs import hookimpl
+
 
 class TranscriptionMetrics:
     """Scores estimated transcriptions against references (MIDI with pedal applied, or note CSV/TSV)."""
@@ -14,7 +15,7 @@ class TranscriptionMetrics:
     def evaluate(self, ref: Path, est: Path, plot: Path | None = None, as_json: bool = False,
                  overwrite: bool = False) -> list[dict]:
         """Print one row per pair (and the mean in batch mode); return the rows."""
-        from maestro_cli import transcription_metrics as tm
+        from maestro_cli.metrics import transcription as tm
 
         if plot is not None and plot.exists() and not overwrite:
             raise MaestroError("output exists; use --overwrite to replace it", plot)
@@ -44,7 +45,7 @@ class TranscriptionMetrics:
         else:
             _print_table(rows)
         if plot is not None:
-            from maestro_cli.notes import read_notes
+            from maestro_cli.symbolic.notes import read_notes
 
             plot_piano_roll(read_notes(ref), read_notes(est), plot, title=f"{ref.name} vs {est.name}")
         return rows
@@ -72,8 +73,8 @@ def plot_piano_roll(ref_notes, est_notes, out: Path, title: str = "") -> None:
     import numpy as np
     from mir_eval.transcription import match_notes
 
-    from maestro_cli.cliutil import atomic_output
-    from maestro_cli.transcription_metrics import ONSET_TOLERANCE, to_mir_eval
+    from maestro_cli.metrics.transcription import ONSET_TOLERANCE, to_mir_eval
+    from maestro_cli.outputs import atomic_output
 
     ref_iv, ref_hz, _ = to_mir_eval(ref_notes)
     est_iv, est_hz, _ = to_mir_eval(est_notes)

@@ -29,8 +29,9 @@ def passive_openmp() -> None:
 
 def default_checkpoint() -> Path:
     """The shipped model's folder; a clear error when none is installed."""
-    from maestro_cli.errors import MaestroError
     from maestro_models import MODELS_DIR
+
+    from maestro_cli.errors import MaestroError
 
     folder = MODELS_DIR / DEFAULT_MODEL
     if not (folder / "model.pt").is_file():
@@ -50,11 +51,11 @@ class TransformerGenerator:
         import numpy as np
         import torch
 
-        from maestro_cli import events
-        from maestro_cli.composers import resolve_composer
+        from maestro_cli.data.composers import resolve_composer
         from maestro_cli.errors import MaestroError
         from maestro_cli.models.runtime import pick_device
         from maestro_cli.models.transformer_train import load_model
+        from maestro_cli.tokens import performance as events
 
         composer = resolve_composer(request.composer) if request.composer else events.UNKNOWN
         path = Path(request.checkpoint) if request.checkpoint else default_checkpoint()

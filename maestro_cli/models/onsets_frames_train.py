@@ -1,6 +1,6 @@
 """Training loop, validation note F1 and checkpoints for :mod:`maestro_cli.models.onsets_frames` (plain PyTorch).
 
-Data are cached excerpts (:mod:`maestro_cli.transcription_data`): log-mel float16 plus note lists, held in
+Data are cached excerpts (:mod:`maestro_cli.data.transcription`): log-mel float16 plus note lists, held in
 memory; a training example is a random crop of ``seq_frames`` frames of a random excerpt, with its onset,
 offset, frame and velocity targets built from the notes. Validation decodes whole validation excerpts and
 scores them with mir_eval (note F1, onset within 50 ms); the best checkpoint is the one with the highest note F1.
@@ -21,9 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maestro_cli.models.onsets_frames import (
+    PRESETS,
+    OnsetsFrames,
+    OnsetsFramesConfig,
+    checkpoint_dict,
+    config_from_dict,
+    decode_notes,
+    labels_from_notes,
+    loss_fn,
+)
 from maestro_cli.models.runtime import find_checkpoint, save_atomic, setup_process
-from maestro_cli.models.onsets_frames import (PRESETS, OnsetsFrames, OnsetsFramesConfig, checkpoint_dict,
-                                              config_from_dict, decode_notes, labels_from_notes, loss_fn)
 
 
 @dataclass
@@ -122,7 +130,7 @@ def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.ra
 @torch.no_grad()
 def validate(model: OnsetsFrames, data: Excerpts, device: torch.device) -> dict[str, float]:
     """Mean note / +offset / +velocity F1 (mir_eval) and loss over whole validation excerpts."""
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
 
     model.eval()
     config = model.config
@@ -159,7 +167,7 @@ def _log(out: Path, entry: dict) -> None:
 def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig, *, resume: bool = False,
           device: str = "auto") -> Path:
     """Train (or resume) in run folder ``out``; returns the path of the best checkpoint."""
-    from maestro_cli.cliutil import console
+    from maestro_cli.cli.io import console
 
     dev, ddp, rank = setup_process(device, cfg.threads)
     main = rank == 0
@@ -294,7 +302,7 @@ def stored_train_config(path: Path) -> dict:
 
 
 def load_excerpts(cache: Path, split: str) -> Excerpts:
-    from maestro_cli.transcription_data import load_split
+    from maestro_cli.data.transcription import load_split
 
     mels, notes = [], []
     for mel, note_list in load_split(cache, split):
@@ -308,7 +316,7 @@ def tune_thresholds(model: OnsetsFrames, data: Excerpts,
                     onset: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
                     frame: tuple[float, ...] = (0.3, 0.4, 0.5)) -> tuple[OnsetsFramesConfig, float]:
     """The decoding thresholds with the best mean note F1 on ``data`` (posteriors computed once), and that F1."""
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
 
     model.eval()
     posteriors = []

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from maestro_cli.models.runtime import find_checkpoint, pick_device, save_atomic, setup_process
-from maestro_cli import events
 from maestro_cli.models.transformer import Transformer, TransformerConfig, preset_config
+from maestro_cli.tokens import performance as events
 
 IGNORE = -100
 
@@ -481,9 +481,9 @@ def nll_on_split(checkpoint: Path, root: Path, split: str = "test", *, max_piece
 def load_split(root: Path, split: str, jobs: int = 1) -> TokenSplit:
     """One split of a ``performance`` token cache: ``root`` is the cache itself or a MAESTRO root (cache built
     on first use, under ``$MAESTRO_HOME/cache``)."""
-    from maestro_cli import tokenize_io
     from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
     from maestro_cli.errors import MaestroError
+    from maestro_cli.tokens import files as tokenize_io
 
     tokenizer = PerformanceTokenizer()
     is_cache = (root / tokenize_io.VOCAB_FILE).is_file()

@@ -168,8 +168,9 @@ class BasicPitchTranscriber:
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
         import numpy as np
 
-        from maestro_cli.audio import load_audio
-        from maestro_cli.notes import write_midi, write_notes_csv
+        from maestro_cli.audio.io import load_audio
+        from maestro_cli.symbolic.midi import write_midi
+        from maestro_cli.symbolic.notes import write_notes_csv
 
         events = self.note_events(load_audio(audio, _SAMPLE_RATE))
         velocities = [int(np.clip(round(127 * amplitude), 1, 127)) for _, _, _, amplitude, _ in events]

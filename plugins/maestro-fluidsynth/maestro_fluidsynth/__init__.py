@@ -37,7 +37,7 @@ def default_soundfont() -> Path:
     """FluidR3_GM from Debian's fluid-soundfont-gm if installed, else pretty_midi's TimGM6mb."""
     if SYSTEM_SOUNDFONT.is_file():
         return SYSTEM_SOUNDFONT
-    from maestro_cli.synth import default_soundfont as embedded
+    from maestro_cli.audio.synth import default_soundfont as embedded
 
     return embedded()
 
@@ -56,7 +56,7 @@ class FluidsynthRenderer:
         import numpy as np
         import soundfile
 
-        from maestro_cli.synth import normalise, read_score, score_events
+        from maestro_cli.audio.synth import normalise, read_score, score_events
 
         options = self.options
         if options.channels not in (1, 2):

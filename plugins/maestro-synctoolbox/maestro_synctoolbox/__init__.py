@@ -44,8 +44,9 @@ class SynctoolboxAligner:
     def align(self, performance: Path, score: Path, *, kind: str):
         import numpy as np
 
-        from maestro_cli import dtw, sync_features
-        from maestro_cli.stages.align import Alignment
+        from maestro_cli.align import dtw
+        from maestro_cli.align import features as sync_features
+        from maestro_cli.protocols import Alignment
 
         dtw.numba_cache_dir()
         from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw
@@ -55,14 +56,14 @@ class SynctoolboxAligner:
 
         score_notes = sync_features.read_notes(score)
         if kind == "audio":
-            from maestro_cli.audio import load_audio
+            from maestro_cli.audio.io import load_audio
 
             audio = load_audio(performance, SAMPLE_RATE)
         else:
             performance_notes = sync_features.read_notes(performance)
         with contextlib.redirect_stdout(sys.stderr):  # synctoolbox prints progress dots; stdout is for results
             if self.options.score_features == "rendered" and kind == "audio":
-                from maestro_cli.synth import render_midi_to_array
+                from maestro_cli.audio.synth import render_midi_to_array
 
                 score_chroma, score_dlnco = _audio_features(render_midi_to_array(score, sample_rate=SAMPLE_RATE))
             else:

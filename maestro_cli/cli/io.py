@@ -1,0 +1,93 @@
+"""CLI I/O: the stderr console, inputs from stdin, result lines on stdout, progress bars, batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from maestro_cli.errors import MaestroError, UsageError
+
+#: Logs, warnings and progress go to stderr; stdout carries results only.
+console = Console(stderr=True)
+
+
+def stdin_has_input() -> bool:
+    """True when stdin is a pipe or file; a terminal or a closed stdin (cron, nohup, CI) means no input."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        return False
+    try:
+        return not stdin.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def read_inputs(inputs: list[str] | None, *, required: bool = True) -> list[Path]:
+    """Input paths from the arguments, or from stdin (one per line) for ``-`` or when piped."""
+    names = list(inputs or [])
+    if names == ["-"] or (not names and stdin_has_input()):
+        names = [line.strip() for line in (sys.stdin or ()) if line.strip()]
+        # a JSON line from an upstream --json stage: take its "path"
+        names = [json.loads(name).get("path", name) if name.startswith("{") else name for name in names]
+    if not names and required:
+        raise UsageError("no input given (name files or pipe paths on stdin)")
+    return [Path(name) for name in names]
+
+
+def emit(result: Path | str | dict[str, Any], as_json: bool = False) -> None:
+    """Print one result line on stdout: a path, or a JSON object with ``--json``."""
+    if as_json:
+        record = result if isinstance(result, dict) else {"path": str(result)}
+        print(json.dumps(record, ensure_ascii=False, default=str), flush=True)
+    else:
+        print(result if not isinstance(result, dict) else json.dumps(result, default=str), flush=True)
+
+
+def progress(transient: bool = True) -> Progress:
+    """A rich progress bar on stderr, silent when stderr is not a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=not console.is_terminal,
+    )
+
+
+def report_failure(path: Path | str, exc: Exception) -> None:
+    """One ``error: <file>: <reason>`` line for an item of a batch that failed (the batch goes on)."""
+    message = exc.message if isinstance(exc, MaestroError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MaestroError) and exc.path:
+        path = exc.path
+    console.print(f"error: {path}: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def run_batch(items: Iterable[Path], work, description: str) -> int:
+    """Apply ``work`` to every item with a progress bar; failures are reported and counted, not raised."""
+    items = list(items)
+    failed = 0
+    with progress() as bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            try:
+                work(item)
+            except MaestroError as exc:
+                if exc.exit_code == 2:
+                    raise
+                failed += 1
+                report_failure(item, exc)
+            except Exception as exc:  # noqa: BLE001 - a batch continues past one bad file
+                if os.environ.get("MAESTRO_DEBUG"):
+                    raise
+                failed += 1
+                report_failure(item, exc)
+            bar.advance(task)
+    return failed

@@ -1,0 +1,137 @@
+"""Shared plotting helpers (matplotlib, non-interactive Agg backend): piano rolls and distributions.
+
+matplotlib is imported inside the functions, so importing this module stays cheap. Figures are written atomically
+as PNG at a fixed pixel size (``width`` x ``height`` inches at ``dpi``), never with a tight bounding box.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from maestro_cli.outputs import atomic_output
+
+#: Colour map for velocities (1..127).
+VELOCITY_CMAP = "viridis"
+PEDAL_COLOR = "#f4a261"
+
+
+def figure(width: float, height: float, dpi: int = 100, nrows: int = 1, ncols: int = 1, **kwargs: Any):
+    """A new figure and its axes, drawn with the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=(width, height), dpi=dpi, **kwargs)
+
+
+def save(fig: Any, target: Path) -> Path:
+    """Write ``fig`` as PNG to ``target`` atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_output(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=fig.dpi)
+    plt.close(fig)
+    return target
+
+
+def draw_notes(ax: Any, onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray, *,
+               velocity: np.ndarray | None = None, color: Any = "tab:blue", alpha: float = 1.0,
+               height: float = 0.8, label: str | None = None) -> Any:
+    """Draw notes as horizontal bars on ``ax`` (time in seconds vs MIDI pitch).
+
+    With ``velocity`` the bars are coloured by velocity (``VELOCITY_CMAP``, 0..127) and the returned collection can
+    feed ``fig.colorbar``; otherwise they take ``color``. Returns the ``PolyCollection``.
+    """
+    from matplotlib.collections import PolyCollection
+
+    onset, offset, pitch = (np.asarray(a, dtype=np.float64) for a in (onset, offset, pitch))
+    width = np.maximum(offset - onset, 1e-3)
+    low, high = pitch - height / 2, pitch + height / 2
+    verts = np.stack([np.stack([onset, low], 1), np.stack([onset, high], 1),
+                      np.stack([onset + width, high], 1), np.stack([onset + width, low], 1)], 1)
+    bars = PolyCollection(verts, alpha=alpha, linewidths=0, label=label)
+    if velocity is not None:
+        bars.set_array(np.asarray(velocity, dtype=np.float64))
+        bars.set_cmap(VELOCITY_CMAP)
+        bars.set_clim(0, 127)
+    else:
+        bars.set_facecolor(color)
+    ax.add_collection(bars)
+    return bars
+
+
+def draw_pedal(ax: Any, intervals: Sequence[tuple[float, float]], *, low: float, high: float,
+               label: str = "sustain pedal") -> None:
+    """Shade each ``(start_s, end_s)`` pedal interval as a band from ``low`` to ``high`` on the pitch axis."""
+    for i, (start, end) in enumerate(intervals):
+        ax.fill_between([start, end], low, high, color=PEDAL_COLOR, alpha=0.8, linewidth=0,
+                        label=label if i == 0 else None)
+
+
+def piano_roll_axes(ax: Any, pitch: np.ndarray, start: float, end: float, *, margin: int = 2) -> tuple[float, float]:
+    """Set limits, labels and octave ticks of a piano-roll ``ax``; returns the pitch limits used."""
+    low = float(np.min(pitch)) - margin if len(pitch) else 21.0
+    high = float(np.max(pitch)) + margin if len(pitch) else 108.0
+    ax.set_xlim(start, max(end, start + 1e-3))
+    ax.set_ylim(low, high)
+    ticks = [p for p in range(0, 128, 12) if low <= p <= high]
+    ax.set_yticks(ticks, [f"C{p // 12 - 1}" for p in ticks])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("pitch")
+    ax.grid(axis="y", color="0.9", linewidth=0.5)
+    return low, high
+
+
+def piano_roll(target: Path, onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray, velocity: np.ndarray,
+               pedals: Sequence[tuple[float, float]] = (), *, title: str = "", start: float | None = None,
+               end: float | None = None, width: float = 12.0, height: float = 5.0, dpi: int = 100) -> Path:
+    """Write a piano roll PNG: bars coloured by velocity, the sustain pedal as a band under the lowest note."""
+    fig, ax = figure(width, height, dpi)
+    start = float(np.min(onset)) if start is None and len(onset) else (start or 0.0)
+    end = float(np.max(offset)) if end is None and len(offset) else (end if end is not None else start + 1.0)
+    bars = draw_notes(ax, onset, offset, pitch, velocity=velocity)
+    low, high = piano_roll_axes(ax, pitch, start, end, margin=4)
+    draw_pedal(ax, pedals, low=low, high=low + 1.5)
+    fig.colorbar(bars, ax=ax, label="velocity", pad=0.01)
+    if pedals:
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_title(title)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.11, top=0.92)
+    return save(fig, target)
+
+
+def distributions(target: Path, features: dict[str, dict], labels: dict[str, str], *, log_x: Sequence[str] = (),
+                  ticks: dict[str, Sequence[str]] | None = None, names: tuple[str, str] = ("reference", "generated"), width: float = 14.0, height: float = 6.0,
+                  dpi: int = 100) -> Path:
+    """Write one panel per feature: the reference and generated histograms side by side, with overlap and KL.
+
+    ``features`` maps a feature name to a dict with ``edges``, ``reference_hist``, ``generated_hist``, ``overlap``
+    and ``kl`` (the shape :func:`maestro_cli.metrics.generation.compare` returns); ``labels`` gives panel titles and
+    ``ticks`` optional x tick labels, one per bin.
+    """
+    ncols = 4
+    nrows = -(-len(features) // ncols)
+    fig, axes = figure(width, height, dpi, nrows, ncols, squeeze=False)
+    for ax, (name, data) in zip(axes.flat, features.items()):
+        edges = np.asarray(data["edges"], dtype=np.float64)
+        if name in log_x:
+            edges[0] = edges[1] / 2  # a visible first bin on a log axis
+            ax.set_xscale("log")
+        for hist, label, color in ((data["reference_hist"], names[0], "tab:gray"),
+                                   (data["generated_hist"], names[1], "tab:orange")):
+            ax.stairs(hist, edges, fill=True, alpha=0.45, color=color, label=label)
+        score = "" if data["overlap"] is None else f"overlap {data['overlap']:.2f}, KL {data['kl']:.2f}"
+        ax.set_title(f"{labels[name]}\n{score}", fontsize="medium")
+        ax.set_yticks([])
+        if ticks and name in ticks:
+            ax.set_xticks((edges[:-1] + edges[1:]) / 2, ticks[name], fontsize="small")
+    for ax in list(axes.flat)[len(features):]:
+        ax.axis("off")
+    handles, legend = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, legend, loc="lower right", bbox_to_anchor=(0.97, 0.15), fontsize="large")
+    fig.subplots_adjust(left=0.03, right=0.98, bottom=0.08, top=0.9, wspace=0.15, hspace=0.6)
+    return save(fig, target)

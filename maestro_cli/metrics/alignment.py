@@ -1,0 +1,106 @@
+"""Alignment error at reference points: how far the estimated map puts known score positions.
+
+A reference is a list of (score time, performance time) pairs: an alignment CSV/JSON of ours, or an ASAP-style
+pair of annotation files (score annotations, performance annotations: one beat per line, time in the first
+tab-separated column, the n-th line of one matching the n-th of the other). The estimate maps every reference
+score time to a performance time (linear between its points, the local tempo beyond them); the errors are the
+absolute differences to the reference performance times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from maestro_cli.errors import MaestroError
+
+THRESHOLDS_MS = (25, 50, 100, 200)
+
+
+def read_annotation_times(path: Path | str) -> np.ndarray:
+    """First column of an ASAP annotation file (``time<TAB>time<TAB>label``), seconds."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaestroError("no such file", path)
+    times = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            times.append(float(line.replace(",", "\t").split()[0]))
+        except ValueError:
+            raise MaestroError(f"line {number}: expected a time in seconds in the first column", path) from None
+    if not times:
+        raise MaestroError("annotation file holds no times", path)
+    return np.asarray(times)
+
+
+def load_reference(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Reference ``(score_times, performance_times)`` from one alignment file or two annotation files."""
+    from maestro_cli.align.io import read_alignment
+
+    if len(paths) == 1:
+        score, performance, _ = read_alignment(paths[0])
+        return score, performance
+    if len(paths) != 2:
+        raise MaestroError("--ref takes one alignment file, or two annotation files (score, then performance)")
+    score, performance = read_annotation_times(paths[0]), read_annotation_times(paths[1])
+    if len(score) != len(performance):
+        raise MaestroError(f"{len(score)} score annotations but {len(performance)} performance annotations; "
+                           "the files must list the same beats", paths[1])
+    return score, performance
+
+
+def map_times(times: np.ndarray, score: np.ndarray, performance: np.ndarray) -> np.ndarray:
+    """Performance times of score ``times`` through the map: linear inside, local tempo outside."""
+    mapped = np.interp(times, score, performance)
+    if len(score) >= 2:
+        before, after = times < score[0], times > score[-1]
+        head = (performance[1] - performance[0]) / (score[1] - score[0])
+        tail = (performance[-1] - performance[-2]) / (score[-1] - score[-2])
+        mapped[before] = performance[0] + head * (times[before] - score[0])
+        mapped[after] = performance[-1] + tail * (times[after] - score[-1])
+    return mapped
+
+
+def alignment_errors(ref_score: np.ndarray, ref_performance: np.ndarray, est_score: np.ndarray,
+                     est_performance: np.ndarray) -> np.ndarray:
+    """Absolute error in seconds at every reference point."""
+    return np.abs(map_times(np.asarray(ref_score, float), np.asarray(est_score, float),
+                            np.asarray(est_performance, float)) - np.asarray(ref_performance, float))
+
+
+def summarize(errors: np.ndarray) -> dict[str, float]:
+    """mean, median, p90 (ms) and the percentage of points within 25/50/100/200 ms."""
+    errors = np.asarray(errors, float)
+    if len(errors) == 0:
+        raise MaestroError("no reference points to evaluate")
+    out = {"points": int(len(errors)), "mean_ms": float(errors.mean() * 1000),
+           "median_ms": float(np.median(errors) * 1000), "p90_ms": float(np.percentile(errors, 90) * 1000)}
+    for threshold in THRESHOLDS_MS:
+        # a hair of tolerance so that 50.000 ms computed as 0.05000000001 s counts as within 50 ms
+        out[f"within_{threshold}ms"] = float(100.0 * np.mean(errors <= threshold / 1000 + 1e-9))
+    return out
+
+
+def plot_errors(ref_performance: np.ndarray, errors: np.ndarray, target: Path) -> None:
+    """Error (ms) against reference performance time, with the 50 ms line, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from maestro_cli.outputs import atomic_output
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(ref_performance, errors * 1000, ".", markersize=3)
+    ax.axhline(50, color="tab:red", linewidth=0.8, label="50 ms")
+    ax.set_xlabel("performance time (s)")
+    ax.set_ylabel("absolute error (ms)")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    with atomic_output(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,130 @@
+"""Note-level transcription metrics (mir_eval) and frame F1, as reported by Onsets & Frames and its successors.
+
+- ``note``: onset within 50 ms and same pitch;
+- ``note_offset``: also offset within 20 % of the reference note's length or 50 ms, whichever is larger;
+- ``note_offset_velocity``: also velocity within 0.1 after mir_eval's linear rescaling of the estimate;
+- ``frame``: precision/recall of active (time, pitch) cells on a 10 ms grid.
+
+References read from MIDI get the sustain pedal applied first (Magenta's rule, see :mod:`maestro_cli.symbolic.notes`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maestro_cli.errors import MaestroError
+from maestro_cli.symbolic.notes import MIDI_SUFFIXES, TABLE_SUFFIXES, read_notes
+
+ONSET_TOLERANCE = 0.05
+OFFSET_RATIO = 0.2
+OFFSET_MIN_TOLERANCE = 0.05
+FRAME_HOP = 0.01
+MIN_DURATION = 1e-3
+METRIC_GROUPS = ("note", "note_offset", "note_offset_velocity", "frame")
+#: Preferred note file when several share a stem in batch mode.
+SUFFIX_ORDER = MIDI_SUFFIXES + TABLE_SUFFIXES
+
+
+def to_mir_eval(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intervals (clipped at 0, at least 1 ms long), pitches in Hz, velocities, as mir_eval wants them."""
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    onsets = np.maximum(notes[:, 0], 0.0)
+    offsets = np.maximum(notes[:, 1], onsets + MIN_DURATION)
+    hz = 440.0 * 2.0 ** ((notes[:, 2] - 69.0) / 12.0)
+    return np.stack([onsets, offsets], axis=1), hz, notes[:, 3]
+
+
+def frame_roll(notes: np.ndarray, n_frames: int, hop: float = FRAME_HOP) -> np.ndarray:
+    """Boolean piano roll ``(n_frames, 128)``: cell (k, p) is on when a note of pitch p sounds at time k * hop."""
+    roll = np.zeros((n_frames, 128), dtype=bool)
+    for onset, offset, pitch, _ in np.asarray(notes).reshape(-1, 4):
+        start, stop = int(np.ceil(onset / hop - 1e-9)), int(np.ceil(offset / hop - 1e-9))
+        roll[max(start, 0):min(stop, n_frames), int(pitch)] = True
+    return roll
+
+
+def _prf(tp: float, n_est: float, n_ref: float) -> tuple[float, float, float]:
+    precision = tp / n_est if n_est else 0.0
+    recall = tp / n_ref if n_ref else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def frame_scores(ref_notes: np.ndarray, est_notes: np.ndarray, hop: float = FRAME_HOP) -> tuple[float, float, float]:
+    """Frame precision, recall and F1 on a ``hop``-second grid covering both note lists."""
+    end = max([float(np.max(n[:, 1])) for n in (ref_notes, est_notes) if len(n)], default=0.0)
+    n_frames = int(np.ceil(end / hop)) + 1
+    ref, est = frame_roll(ref_notes, n_frames, hop), frame_roll(est_notes, n_frames, hop)
+    return _prf(float(np.sum(ref & est)), float(est.sum()), float(ref.sum()))
+
+
+def evaluate_notes(ref_notes: np.ndarray, est_notes: np.ndarray) -> dict[str, float]:
+    """All metrics for one pair of note lists ``(n, 4)``: ``<group>_precision|recall|f1`` and note counts."""
+    from mir_eval import transcription, transcription_velocity
+
+    ref_notes = np.asarray(ref_notes, dtype=np.float64).reshape(-1, 4)
+    est_notes = np.asarray(est_notes, dtype=np.float64).reshape(-1, 4)
+    ref_iv, ref_hz, ref_vel = to_mir_eval(ref_notes)
+    est_iv, est_hz, est_vel = to_mir_eval(est_notes)
+    scores: dict[str, float] = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mir_eval warns about empty note lists; they score 0
+        groups = {
+            "note": transcription.precision_recall_f1_overlap(
+                ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOLERANCE, offset_ratio=None)[:3],
+            "note_offset": transcription.precision_recall_f1_overlap(
+                ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOLERANCE, offset_ratio=OFFSET_RATIO,
+                offset_min_tolerance=OFFSET_MIN_TOLERANCE)[:3],
+            "note_offset_velocity": transcription_velocity.precision_recall_f1_overlap(
+                ref_iv, ref_hz, ref_vel, est_iv, est_hz, est_vel, onset_tolerance=ONSET_TOLERANCE,
+                offset_ratio=OFFSET_RATIO, offset_min_tolerance=OFFSET_MIN_TOLERANCE)[:3],
+            "frame": frame_scores(ref_notes, est_notes),
+        }
+    for group, (precision, recall, f1) in groups.items():
+        scores[f"{group}_precision"] = float(precision)
+        scores[f"{group}_recall"] = float(recall)
+        scores[f"{group}_f1"] = float(f1)
+    return scores
+
+
+def evaluate_files(ref: Path, est: Path) -> dict[str, float]:
+    """Metrics for a reference file (MIDI with pedal applied, or CSV/TSV) against an estimate file."""
+    return evaluate_notes(read_notes(ref), read_notes(est))
+
+
+def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of every numeric metric over the rows (note counts are summed)."""
+    keys = [key for key in rows[0] if isinstance(rows[0][key], (int, float))]
+    return {key: (float(sum(row[key] for row in rows)) if key.startswith("n_")
+                  else float(np.mean([row[key] for row in rows]))) for key in keys}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A reference file and the estimate with the same stem."""
+
+    stem: str
+    ref: Path
+    est: Path
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir(), key=lambda p: SUFFIX_ORDER.index(p.suffix.lower())
+                       if p.suffix.lower() in SUFFIX_ORDER else len(SUFFIX_ORDER)):
+        if path.is_file() and path.suffix.lower() in SUFFIX_ORDER:
+            files.setdefault(path.stem, path)
+    return files
+
+
+def pair_folders(ref_dir: Path, est_dir: Path) -> tuple[list[Pair], list[str]]:
+    """Pairs of note files with equal stems in two folders, and the reference stems with no estimate."""
+    refs, ests = _by_stem(ref_dir), _by_stem(est_dir)
+    pairs = [Pair(stem, refs[stem], ests[stem]) for stem in sorted(refs) if stem in ests]
+    if not pairs:
+        raise MaestroError(f"no file stems in common with {ref_dir} (files: .mid, .midi, .csv, .tsv)", est_dir)
+    return pairs, sorted(set(refs) - set(ests))

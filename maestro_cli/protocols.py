@@ -1,0 +1,91 @@
+"""Every stage's protocol and its request/result types: what a backend implements and what it receives.
+
+Plugins import from here (never from ``maestro_cli.cli``). Backends are created by their registry factory with
+the validated options dataclass; the stage commands call the methods below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass
+class Alignment:
+    """A strictly monotonic map from score time to performance time, with its provenance."""
+
+    score_times: Any  # 1-D float array, seconds
+    performance_times: Any  # 1-D float array, seconds
+    info: dict = field(default_factory=dict)  # backend, feature_rate, confidence, ...
+
+
+class Aligner(Protocol):
+    """Aligns a performance (audio or MIDI) to a score MIDI."""
+
+    def align(self, performance: Path, score: Path, *, kind: str) -> Alignment:
+        """``kind`` is "audio" or "midi" (detected from the file's content by the stage)."""
+
+
+@dataclass
+class GenerationRequest:
+    composer: str | None = None
+    n: int = 1
+    seconds: float = 30.0
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+    primer: Path | None = None
+    checkpoint: Path | None = None
+
+
+class Generator(Protocol):
+    """Generates performances; returns one Standard MIDI file (bytes) per sample."""
+
+    def generate(self, request: GenerationRequest) -> list[bytes]: ...
+
+
+class Renderer(Protocol):
+    """Renders one MIDI file to an audio file."""
+
+    def render(self, midi: Path, out: Path, *, sample_rate: int, audio_format: str,
+               soundfont: Path | None) -> None:
+        """Write ``midi`` rendered as ``audio_format`` (wav|flac) at ``sample_rate`` to ``out``."""
+
+
+class Tokenizer(Protocol):
+    """Turns MIDI into integer token sequences and back."""
+
+    name: str
+    version: str  # with ``vocab``, identifies the vocabulary in token files and caches
+    vocab: dict[str, int]
+
+    def encode(self, midi: Path, composer: str | None = None) -> Any:
+        """Token ids (1-D integer array) for one MIDI file."""
+
+    def decode(self, tokens: Any) -> bytes:
+        """A Standard MIDI file (bytes) for a token sequence; never raises on a well-formed one."""
+
+
+@dataclass
+class TrainRequest:
+    data: Path
+    out: Path
+    steps: int | None
+    resume: bool
+    device: str
+    options: list[str]  # -o key=value, validated by the backend against its training config
+
+
+class Transcriber(Protocol):
+    """Transcribes one recording to a piano MIDI file.
+
+    Backends load audio with :func:`maestro_cli.audio.io.load_audio` (any format, rate and channel count; clear
+    errors for empty, unreadable or silent files) and write notes with :mod:`maestro_cli.symbolic.notes`. The stage
+    hands them temporary paths and renames both outputs into place only when the call succeeds.
+    """
+
+    def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
+        """Write the transcription of ``audio`` to ``out_midi`` (and ``onset_s,offset_s,pitch,velocity`` rows
+        to ``notes_csv`` if given)."""

@@ -1,1 +1,0 @@
-"""One module per stage: its backend protocol and its thin Typer command."""
