@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PIP) --upgrade pip setuptools wheel
 	$(PIP) torch==2.13.0
-	$(PIP) --no-build-isolation -e '.[test]' $(addprefix -e ,$(PLUGINS)) -e docs/examples/maestro-toy-renderer
+	$(PIP) --no-build-isolation -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	# basic-pitch 0.4.0 would pull TensorFlow: install it without dependencies (its ONNX model is used).
 	$(PIP) --no-deps basic-pitch==0.4.0
 	# tinysoundfont 0.3.7 (the embedded renderer) requires pyaudio only for live playback, which we never use.

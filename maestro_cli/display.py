@@ -1,4 +1,4 @@
-"""Shared plotting helpers (matplotlib, non-interactive Agg backend): piano rolls and distributions.
+"""Every plot (matplotlib, non-interactive Agg backend): piano rolls, transcription and alignment errors, distributions.
 
 matplotlib is imported inside the functions, so importing this module stays cheap. Figures are written atomically
 as PNG at a fixed pixel size (``width`` x ``height`` inches at ``dpi``), never with a tight bounding box.
@@ -135,3 +135,63 @@ def distributions(target: Path, features: dict[str, dict], labels: dict[str, str
     fig.legend(handles, legend, loc="lower right", bbox_to_anchor=(0.97, 0.15), fontsize="large")
     fig.subplots_adjust(left=0.03, right=0.98, bottom=0.08, top=0.9, wspace=0.15, hspace=0.6)
     return save(fig, target)
+
+
+def transcription_roll(ref_notes, est_notes, out: Path, title: str = "") -> None:
+    """Reference vs estimate piano roll: matched estimates green, false positives red, missed references orange."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from mir_eval.transcription import match_notes
+
+    from maestro_cli.metrics.transcription import ONSET_TOLERANCE, to_mir_eval
+
+    ref_iv, ref_hz, _ = to_mir_eval(ref_notes)
+    est_iv, est_hz, _ = to_mir_eval(est_notes)
+    matched = match_notes(ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOLERANCE, offset_ratio=None)
+    ref_hit = np.zeros(len(ref_iv), dtype=bool)
+    est_hit = np.zeros(len(est_iv), dtype=bool)
+    for i, j in matched:
+        ref_hit[i], est_hit[j] = True, True
+    end = max([float(iv[:, 1].max()) for iv in (ref_iv, est_iv) if len(iv)], default=1.0)
+    fig, ax = plt.subplots(figsize=(min(4 + end / 2, 40), 6), dpi=100)
+
+    def bars(notes, iv, mask, **style):
+        if mask.any():
+            ax.barh(notes[mask, 2], iv[mask, 1] - iv[mask, 0], left=iv[mask, 0], height=0.8, **style)
+
+    bars(ref_notes, ref_iv, ref_hit, color="0.8", label=f"reference, found ({ref_hit.sum()})")
+    bars(ref_notes, ref_iv, ~ref_hit, color="none", edgecolor="tab:orange", linewidth=1.2,
+         label=f"reference, missed ({(~ref_hit).sum()})")
+    bars(est_notes, est_iv, est_hit, color="tab:green", alpha=0.6, label=f"estimate, correct ({est_hit.sum()})")
+    bars(est_notes, est_iv, ~est_hit, color="tab:red", alpha=0.6, label=f"estimate, wrong ({(~est_hit).sum()})")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def alignment_errors(ref_performance: np.ndarray, errors: np.ndarray, target: Path) -> None:
+    """Error (ms) against reference performance time, with the 50 ms line, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(ref_performance, errors * 1000, ".", markersize=3)
+    ax.axhline(50, color="tab:red", linewidth=0.8, label="50 ms")
+    ax.set_xlabel("performance time (s)")
+    ax.set_ylabel("absolute error (ms)")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    with atomic_output(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -119,7 +119,7 @@ def test_chunk_borders_neither_split_nor_duplicate_notes():
 def clip(maestro_root):
     """Ten seconds of a MAESTRO performance rendered with the default soundfont, and its notes."""
     from maestro_cli.audio.synth import render_midi_to_array
-    from maestro_cli.data.transcription import _midi_bytes, excerpt
+    from maestro_cli.models.onsets_frames_data import _midi_bytes, excerpt
     from maestro_cli.symbolic.midi import read_midi_notes
 
     midi = sorted((maestro_root / "2004").glob("*.midi"))[0]
@@ -209,7 +209,7 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 # ---------------------------------------------------------------------------------------------------- training
 
 def _excerpts(clip) -> oft.Excerpts:
-    from maestro_cli.data.transcription import log_mel
+    from maestro_cli.models.onsets_frames_data import log_mel
 
     audio, notes = clip
     return oft.Excerpts([log_mel(audio[:80000]), log_mel(audio[80000:])],
@@ -296,7 +296,7 @@ def test_mel_augmentation_changes_level_and_colour_but_keeps_the_floor(clip):
 
 
 def test_held_out_validation_is_rendered_with_the_held_out_soundfont_only(maestro_root, tmp_path, monkeypatch):
-    from maestro_cli.data import transcription as td
+    from maestro_cli.models import onsets_frames_data as td
 
     if not td.HELD_OUT_SOUNDFONT.is_file():
         pytest.skip("fluid-soundfont-gm is not installed")

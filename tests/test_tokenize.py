@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
 from maestro_cli.data.composers import COMPOSERS, composer_class
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.symbolic.midi import midi_notes, read_midi
@@ -21,6 +20,7 @@ from maestro_cli.symbolic.notes import make_notes
 from maestro_cli.symbolic.pedal import apply_sustain
 from maestro_cli.tokens import files as tokenize_io
 from maestro_cli.tokens import performance as E
+from maestro_cli.tokens.performance import PerformanceTokenizer
 from tests.helpers import run_maestro, write_midi
 
 STEP = 1 / E.STEPS_PER_SECOND

@@ -42,8 +42,8 @@ TINY = dict(preset="tiny", seq_len=64, batch_size=4, warmup=5, eval_windows=4, l
 
 def write_cache(folder: Path, split: tt.TokenSplit) -> Path:
     """A token cache folder (as `maestro tokenize --dataset` writes) holding ``split`` as train and validation."""
-    from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
     from maestro_cli.tokens.files import VOCAB_FILE, vocab_record
+    from maestro_cli.tokens.performance import PerformanceTokenizer
 
     folder.mkdir(parents=True)
     (folder / VOCAB_FILE).write_text(json.dumps(vocab_record(PerformanceTokenizer())), encoding="utf-8")

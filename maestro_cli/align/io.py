@@ -63,7 +63,7 @@ def metadata(result: Any, performance: Path, score: Path) -> dict[str, Any]:
 
 def write_alignment(result: Any, performance: Path, score: Path, out_format: str = "csv",
                     out_file: Path | None = None, overwrite: bool = False) -> Path:
-    """Write ``result`` (an :class:`~maestro_cli.cli.align.Alignment`); default name
+    """Write ``result`` (an :class:`~maestro_cli.protocols.Alignment`); default name
     ``<performance stem>.aligned.<ext>`` in the current directory. Returns the path written."""
     if out_format not in _EXTENSIONS:
         raise MaestroError(f"unknown alignment format '{out_format}' (csv, json, midi)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +93,11 @@ class OnsetsFramesTranscriber:
 
     def train(self, request) -> Path:
         """``maestro train onsets-frames``: options validated against ``TrainConfig``."""
-        from maestro_cli.cli.io import console, progress
-        from maestro_cli.data.transcription import DataConfig, build
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import onsets_frames_train as oft
+        from maestro_cli.models.onsets_frames_data import DataConfig, build
         from maestro_cli.registry import parse_dataclass
+        from maestro_cli.reporting import progress
 
         options: list[str] | dict = request.options
         if request.resume and (Path(request.out) / "last.pt").is_file():  # the run's options, then the given ones
@@ -118,8 +119,8 @@ class OnsetsFramesTranscriber:
         train_data, val_data = oft.load_excerpts(cache, "train"), oft.load_excerpts(cache, "validation")
         if not len(train_data):
             raise MaestroError("no training excerpts could be made", cache)
-        console.print(f"data cache {cache}: {len(train_data)} train, {len(val_data)} validation excerpts",
-                      markup=False, highlight=False)
+        logging.getLogger(__name__).info(f"data cache {cache}: {len(train_data)} train, "
+                                         f"{len(val_data)} validation excerpts")
         return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume, device=request.device)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from maestro_cli.cli.io import console, emit, read_inputs
 from maestro_cli.cli.options import JSON, OVERWRITE
+from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.registry import get_backend
 
 app = typer.Typer(help="Score transcriptions, alignments and generated music with the field's standard metrics.",
@@ -23,8 +28,22 @@ def transcription(
     as_json: bool = JSON,
 ) -> None:
     """Note P/R/F1 (onset 50 ms), with offsets, with offsets and velocity, and frame F1 (mir_eval)."""
-    get_backend("metric", "transcription").create([]).evaluate(ref=ref, est=est, plot=plot, as_json=as_json,
-                                                               overwrite=overwrite)
+    check_new_output(plot, overwrite)
+    if plot is not None and ref.is_dir():
+        raise UsageError("--plot takes a single --ref/--est pair, not folders")
+    result = get_backend("metric", "transcription").create([]).evaluate(ref=ref, est=est)
+    for stem in result["missing"]:
+        console.print(f"warning: {stem}: no estimate in {est}", markup=False, highlight=False)
+    if as_json:
+        for row in result["rows"]:
+            emit(row, as_json=True)
+    else:
+        _transcription_table(result["rows"])
+    if plot is not None:
+        from maestro_cli import display
+        from maestro_cli.symbolic.notes import read_notes
+
+        display.transcription_roll(read_notes(ref), read_notes(est), plot, title=f"{ref.name} vs {est.name}")
 
 
 @app.command("alignment")
@@ -35,7 +54,23 @@ def alignment(
     as_json: bool = JSON,
 ) -> None:
     """Alignment error at reference points: mean, median, p90, % within 25/50/100/200 ms."""
-    get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est, plot=plot, as_json=as_json)
+    result = get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est)
+    points = result.pop("points")
+    if as_json:
+        emit(result, as_json=True)
+    else:
+        summary = {key: value for key, value in result.items() if key not in ("ref", "est")}
+        table = Table(box=None, pad_edge=False)
+        for key in summary:
+            table.add_column(key.replace("_", " "), justify="right")
+        table.add_row(*(str(value) if isinstance(value, int) else f"{value:.1f}" for value in summary.values()))
+        Console(width=160).print(table)
+    if plot is not None:
+        import numpy as np
+
+        from maestro_cli import display
+
+        display.alignment_errors(np.asarray(points["performance_s"]), np.asarray(points["error_s"]), plot)
 
 
 @app.command("generation")
@@ -56,9 +91,24 @@ def generation(
     applied), velocity, polyphony; each compared as fixed-bin histograms (overlap area, KL(reference||generated)).
     Prints a table, or one JSON object with --json.
     """
-    get_backend("metric", "generation").create([]).evaluate(
-        inputs=inputs, dataset=dataset, split=split, checkpoint=checkpoint, plot=plot, as_json=as_json,
-        reference_pieces=reference_pieces, overwrite=overwrite)
+    paths = read_inputs(inputs, required=checkpoint is None)
+    if plot is not None and not paths:
+        raise UsageError("--plot needs generated MIDI files to compare")
+    check_new_output(plot, overwrite)
+    for path in paths:
+        if not path.is_file():
+            raise MaestroError("no such file", path)
+    report = get_backend("metric", "generation").create([]).evaluate(
+        paths=paths, dataset=dataset, split=split, checkpoint=checkpoint, reference_pieces=reference_pieces)
+    for skipped in report.get("reference", {}).get("unreadable", []):
+        console.print(f"error: {skipped['path']}: {skipped['error']}", markup=False, highlight=False, soft_wrap=True)
+    if plot is not None:
+        _generation_plot(plot, report["features"])
+        report["plot"] = str(plot)
+    if as_json:
+        emit(report, as_json=True)
+    else:
+        _generation_tables(report)
 
 
 @app.command("roundtrip")
@@ -83,4 +133,92 @@ def roundtrip(
     from maestro_cli.protocols import GenerationRequest
 
     request = GenerationRequest(composer=composer, n=n, seconds=seconds, seed=seed, checkpoint=checkpoint)
-    rt.command(request, generators, renderers, transcribers, keep=keep, as_json=as_json)
+    names = {stage: rt.backend_names(stage, chosen)
+             for stage, chosen in zip(rt.STAGES, (generators, renderers, transcribers))}
+    results: list[dict[str, Any]] = []
+    failures = rt.Failures()
+    with tempfile.TemporaryDirectory(prefix="maestro-roundtrip-") as tmp:
+        workdir = keep if keep is not None else Path(tmp)
+        for result in rt.run(request, names["generator"], names["renderer"], names["transcriber"], workdir, failures):
+            results.append(result)
+            if as_json:
+                emit(result, as_json=True)
+    if results and not as_json:
+        _roundtrip_table(results)
+    if failures:
+        raise typer.Exit(1)
+
+
+def check_new_output(path: Path | None, overwrite: bool) -> None:
+    """An existing output file is an error unless ``--overwrite``."""
+    if path is not None and path.exists() and not overwrite:
+        raise MaestroError("output exists; use --overwrite to replace it", path)
+
+
+def _transcription_table(rows: list[dict]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for label in ("file", "note P", "note R", "note F1", "+offset F1", "+off+vel F1", "frame F1", "ref", "est"):
+        table.add_column(label, justify="left" if label == "file" else "right", no_wrap=True)
+    keys = ("note_precision", "note_recall", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
+    for row in rows:
+        table.add_row(row["name"], *(f"{row[key]:.3f}" for key in keys), f"{row['n_ref']:.0f}", f"{row['n_est']:.0f}")
+    Console(width=max(len(row["name"]) for row in rows) + 90).print(table)
+
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def _generation_plot(target: Path, features: dict[str, dict]) -> None:
+    from maestro_cli import display
+    from maestro_cli.metrics.generation import FEATURES
+
+    labels = {name: f"{f.label} ({f.unit})" if f.unit else f.label for name, f in FEATURES.items()}
+    log_x = [name for name, f in FEATURES.items() if f.log_x]
+    display.distributions(target, features, labels, log_x=log_x, ticks={"pitch_class": PITCH_CLASSES})
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}" if abs(value) >= 100 else f"{value:.{digits}f}"
+
+
+def _generation_tables(report: dict[str, Any]) -> None:
+    from maestro_cli.metrics.generation import FEATURES
+
+    out = Console(highlight=False)
+    out.width = out.width if out.is_terminal else 120  # a file or a pipe gets whole column titles
+    if "features" in report:
+        gen, ref = report["generated"], report["reference"]
+        table = Table(title=f"generation: {gen['files']} file(s) ({gen['notes']} notes) vs {ref['pieces']} "
+                            f"{report['split']} pieces ({ref['notes']} notes)")
+        for column in ("feature", "unit", "gen. mean", "ref. mean", "overlap", "KL (nats)"):
+            table.add_column(column, justify="left" if column in ("feature", "unit") else "right")
+        for name, row in report["features"].items():
+            table.add_row(FEATURES[name].label, FEATURES[name].unit, _fmt(row["generated"]["mean"], 2),
+                          _fmt(row["reference"]["mean"], 2), _fmt(row["overlap"]), _fmt(row["kl"]))
+        summary = report["summary"]
+        table.add_section()
+        table.add_row("mean", "", "", "", _fmt(summary["overlap_mean"]), _fmt(summary["kl_mean"]), style="bold")
+        out.print(table)
+    if "nll" in report:
+        nll = Table(title=f"model on {report['split']}")
+        nll.add_column("statistic")
+        nll.add_column("value", justify="right")
+        for key, value in report["nll"].items():
+            nll.add_row(key, _fmt(value, 4) if isinstance(value, float) else str(value))
+        out.print(nll)
+    if "plot" in report:
+        out.print(f"plot: {report['plot']}")
+
+
+def _roundtrip_table(results: list[dict[str, Any]]) -> None:
+    from maestro_cli.metrics import roundtrip as rt
+
+    table = Table(title="round trip: generate -> render -> transcribe, note F1 against the generated MIDI")
+    for column in ("generator", "renderer", "transcriber", "pieces", "note F1", "+offset", "+velocity"):
+        table.add_column(column, justify="right" if column not in rt.STAGES else "left")
+    for r in results:
+        table.add_row(r["generator"], r["renderer"], r["transcriber"], str(r["pieces"]),
+                      *(f"{r[key]:.3f}" for key in rt.SCORES))
+    out = Console(highlight=False)
+    out.width = out.width if out.is_terminal else 120  # a file or a pipe gets whole column titles
+    out.print(table)

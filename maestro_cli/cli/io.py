@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -49,17 +50,32 @@ def emit(result: Path | str | dict[str, Any], as_json: bool = False) -> None:
         print(result if not isinstance(result, dict) else json.dumps(result, default=str), flush=True)
 
 
-def progress(transient: bool = True) -> Progress:
-    """A rich progress bar on stderr, silent when stderr is not a terminal."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=transient,
-        disable=not console.is_terminal,
-    )
+def progress(transient: bool = True, unit: str = "items") -> Progress:
+    """A rich progress bar on stderr counting ``unit`` ("items" or "bytes"), silent when stderr is not a terminal."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    counters = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), *counters,
+                    TimeRemainingColumn(), console=console, transient=transient, disable=not console.is_terminal)
+
+
+class ConsoleHandler(logging.Handler):
+    """Library log records (``maestro_cli.*``) as plain lines on the stderr console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+def install_reporting() -> None:
+    """Route library messages and progress bars (:mod:`maestro_cli.reporting`) to stderr."""
+    from maestro_cli import reporting
+
+    logger = logging.getLogger("maestro_cli")
+    if not any(isinstance(handler, ConsoleHandler) for handler in logger.handlers):
+        logger.addHandler(ConsoleHandler())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    reporting.set_progress_factory(lambda unit: progress(unit=unit))
 
 
 def report_failure(path: Path | str, exc: Exception) -> None:

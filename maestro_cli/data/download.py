@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import re
 import shutil
 import socket
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from maestro_cli import __version__
-from maestro_cli.cli.io import console
 from maestro_cli.data.archive import MARKER, CorruptArchive, check_archive, extract, read_marker
 from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.reporting import progress as progress_bar
+
+log = logging.getLogger(__name__)
 
 BASE_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/"
 CHUNK = 1 << 20
@@ -106,9 +109,9 @@ def download(url: str, part: Path, size: int | None = None, policy: RetryPolicy 
         if size - have > free:
             raise MaestroError(f"not enough disk space: need {size - have:,} more bytes, {free:,} free", part.parent)
     if have:
-        console.print(f"resuming {url} at byte {have:,}", markup=False, highlight=False, soft_wrap=True)
+        log.info(f"resuming {url} at byte {have:,}")
     else:
-        console.print(f"downloading {url}", markup=False, highlight=False, soft_wrap=True)
+        log.info(f"downloading {url}")
     task = progress.add_task(part.name.removesuffix(".part"), total=size, completed=have) if progress else None
 
     def advance(n: int) -> None:
@@ -135,8 +138,7 @@ def download(url: str, part: Path, size: int | None = None, policy: RetryPolicy 
                 kept = part.stat().st_size if part.exists() else 0
                 where = f"{kept:,} bytes kept in {part}" if kept else "nothing downloaded yet"
                 raise MaestroError(f"cannot reach {url}; rerun to resume ({exc.reason}; {where})")
-            console.print(f"warning: {exc.reason}; retry {failures}/{policy.retries} in {delay:.1f} s",
-                          markup=False, highlight=False, soft_wrap=True)
+            log.warning(f"warning: {exc.reason}; retry {failures}/{policy.retries} in {delay:.1f} s")
             time.sleep(delay)
 
 
@@ -156,7 +158,7 @@ def _attempt(url: str, part: Path, size: int | None, timeout: float, advance: Ca
                                    f"is {size:,} bytes (wrong mirror?)", url)
             total = total if total is not None else size
             if start == 0 and have:
-                console.print("server ignored the Range request; restarting from the beginning", soft_wrap=True)
+                log.info("server ignored the Range request; restarting from the beginning")
             set_total(total, start)
             with part.open("r+b" if start else "wb") as sink:
                 sink.seek(start)
@@ -229,8 +231,8 @@ def verify(path: Path, release: Release, sha256: str | None, progress=None) -> t
         if found_md5 != release.md5:
             raise MaestroError(f"checksum mismatch: expected md5 {release.md5}, found {found_md5}")
         return found_sha, True
-    console.print(f"warning: no published checksum for {release.filename}; only the size and the zip's CRCs "
-                  f"are checked (sha256 {found_sha})", markup=False, highlight=False, soft_wrap=True)
+    log.warning(f"warning: no published checksum for {release.filename}; only the size and the zip's CRCs "
+                  f"are checked (sha256 {found_sha})")
     return found_sha, False
 
 
@@ -261,13 +263,12 @@ def fetch(root: Path, release: Release, *, mirror: str | None = None, sha256: st
     try:
         lock.acquire(timeout=0.2)
     except Timeout:
-        console.print(f"another `maestro fetch` of {release.version} is running; waiting for it to finish",
-                      markup=False, soft_wrap=True)
+        log.info(f"another `maestro fetch` of {release.version} is running; waiting for it to finish")
         lock.acquire()
     try:
         if from_zip is None and _already_fetched(target, release, sha256):
             return target
-        with _progress() as bar:
+        with progress_bar("bytes") as bar:
             if from_zip is not None:
                 return _import(from_zip, target, release, sha256, bar)
             url = release.url(mirror)
@@ -288,7 +289,7 @@ def fetch(root: Path, release: Release, *, mirror: str | None = None, sha256: st
             part.unlink()
     finally:
         lock.release()
-    console.print(f"fetched {release.filename} into {target}", markup=False, highlight=False, soft_wrap=True)
+    log.info(f"fetched {release.filename} into {target}")
     return target
 
 
@@ -302,11 +303,10 @@ def _import(zip_path: Path, target: Path, release: Release, sha256: str | None, 
         raise MaestroError(f"{exc.message}; nothing was extracted", zip_path) from None
     marker = read_marker(target)
     if marker and marker.get("sha256") == found:
-        console.print(f"{target} already holds this zip (sha256 {found}); nothing to do",
-                      markup=False, highlight=False, soft_wrap=True)
+        log.info(f"{target} already holds this zip (sha256 {found}); nothing to do")
         return target
     extract(zip_path, target, _marker(release, found, confirmed, str(zip_path.resolve())), bar)
-    console.print(f"imported {zip_path} into {target}", markup=False, highlight=False, soft_wrap=True)
+    log.info(f"imported {zip_path} into {target}")
     return target
 
 
@@ -327,8 +327,7 @@ def _already_fetched(target: Path, release: Release, sha256: str | None) -> bool
     if not covers or (sha256 is not None and marker.get("sha256") != sha256.lower()):
         return False
     what = "the full release (which includes the MIDI)" if marker.get("zip") != release.filename else marker["zip"]
-    console.print(f"{target} already holds {what}, sha256 {marker.get('sha256')}; nothing to do",
-                  markup=False, highlight=False, soft_wrap=True)
+    log.info(f"{target} already holds {what}, sha256 {marker.get('sha256')}; nothing to do")
     return True
 
 
@@ -336,11 +335,3 @@ def _marker(release: Release, sha256: str, confirmed: bool, source: str) -> dict
     return {"zip": release.filename, "version": release.version, "midi_only": release.midi_only,
             "sha256": sha256, "checksum_confirmed": confirmed, "source": source,
             "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _progress():
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
-                    disable=not console.is_terminal)

@@ -82,25 +82,3 @@ def summarize(errors: np.ndarray) -> dict[str, float]:
         # a hair of tolerance so that 50.000 ms computed as 0.05000000001 s counts as within 50 ms
         out[f"within_{threshold}ms"] = float(100.0 * np.mean(errors <= threshold / 1000 + 1e-9))
     return out
-
-
-def plot_errors(ref_performance: np.ndarray, errors: np.ndarray, target: Path) -> None:
-    """Error (ms) against reference performance time, with the 50 ms line, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from maestro_cli.outputs import atomic_output
-
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    ax.plot(ref_performance, errors * 1000, ".", markersize=3)
-    ax.axhline(50, color="tab:red", linewidth=0.8, label="50 ms")
-    ax.set_xlabel("performance time (s)")
-    ax.set_ylabel("absolute error (ms)")
-    ax.set_yscale("symlog", linthresh=10)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    with atomic_output(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

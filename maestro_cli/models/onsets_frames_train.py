@@ -1,6 +1,6 @@
 """Training loop, validation note F1 and checkpoints for :mod:`maestro_cli.models.onsets_frames` (plain PyTorch).
 
-Data are cached excerpts (:mod:`maestro_cli.data.transcription`): log-mel float16 plus note lists, held in
+Data are cached excerpts (:mod:`maestro_cli.models.onsets_frames_data`): log-mel float16 plus note lists, held in
 memory; a training example is a random crop of ``seq_frames`` frames of a random excerpt, with its onset,
 offset, frame and velocity targets built from the notes. Validation decodes whole validation excerpts and
 scores them with mir_eval (note F1, onset within 50 ms); the best checkpoint is the one with the highest note F1.
@@ -302,7 +302,7 @@ def stored_train_config(path: Path) -> dict:
 
 
 def load_excerpts(cache: Path, split: str) -> Excerpts:
-    from maestro_cli.data.transcription import load_split
+    from maestro_cli.models.onsets_frames_data import load_split
 
     mels, notes = [], []
     for mel, note_list in load_split(cache, split):

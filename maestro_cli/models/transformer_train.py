@@ -481,9 +481,9 @@ def nll_on_split(checkpoint: Path, root: Path, split: str = "test", *, max_piece
 def load_split(root: Path, split: str, jobs: int = 1) -> TokenSplit:
     """One split of a ``performance`` token cache: ``root`` is the cache itself or a MAESTRO root (cache built
     on first use, under ``$MAESTRO_HOME/cache``)."""
-    from maestro_cli.backends.performance_tokenizer import PerformanceTokenizer
     from maestro_cli.errors import MaestroError
     from maestro_cli.tokens import files as tokenize_io
+    from maestro_cli.tokens.performance import PerformanceTokenizer
 
     tokenizer = PerformanceTokenizer()
     is_cache = (root / tokenize_io.VOCAB_FILE).is_file()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from maestro_cli.cli.io import console, progress, report_failure
 from maestro_cli.data.composers import composer_class
 from maestro_cli.errors import MaestroError
 from maestro_cli.outputs import atomic_output, output_path
+from maestro_cli.reporting import progress
+
+log = logging.getLogger(__name__)
 
 TOKEN_SUFFIX = ".tokens.npz"
 SPLIT_ORDER = ("train", "validation", "test")
@@ -197,7 +200,7 @@ def build_cache(tokenizer: Any, root: Path | str, out_dir: Path | None = None, j
         else:
             failures.append((job.path, error))
     for path, error in failures:
-        report_failure(path, MaestroError(error))
+        log.error(f"error: {path}: {error}")
 
     _write_json(cache_dir / VOCAB_FILE, record)
     written = [cache_dir / VOCAB_FILE]
@@ -214,9 +217,8 @@ def build_cache(tokenizer: Any, root: Path | str, out_dir: Path | None = None, j
             flat.astype("<u2").tofile(tmp)
         _write_json(cache_dir / f"{split}.index.json", entries)
         written += [cache_dir / f"{split}.u16", cache_dir / f"{split}.index.json"]
-        console.print(f"{split}: {len(entries)} pieces, {offset:,} tokens", highlight=False, soft_wrap=True)
-    console.print(f"tokenized {len(pieces) - reused} files, {reused} unchanged, {len(failures)} skipped "
-                  f"-> {cache_dir}", highlight=False, soft_wrap=True)
+        log.info(f"{split}: {len(entries)} pieces, {offset:,} tokens")
+    log.info(f"tokenized {len(pieces) - reused} files, {reused} unchanged, {len(failures)} skipped -> {cache_dir}")
     return written
 
 

@@ -245,3 +245,19 @@ def decode_to_midi(ids) -> bytes:
     return bytes(notes_to_score(events_to_notes(ids)).dumps_midi())
 
 
+class PerformanceTokenizer:
+    """388 events (note-on/off, 10 ms shifts, 32 velocity bins) + pad/start/end + composer tokens."""
+
+    name = "performance"
+
+    def __init__(self, options: None = None):
+        self.version = str(TOKENIZER_VERSION)
+        self.vocab = vocab()
+
+    def encode(self, midi: Path, composer: str | None = None):
+        """START, the composer token if given, the events (sustain pedal applied), END (uint16)."""
+        return encode_midi(midi, composer)
+
+    def decode(self, tokens) -> bytes:
+        """A piano MIDI file; any id sequence decodes."""
+        return decode_to_midi(tokens)
