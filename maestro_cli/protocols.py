@@ -27,6 +27,17 @@ class Aligner(Protocol):
         """``kind`` is "audio" or "midi" (detected from the file's content by the stage)."""
 
 
+class Dataset(Protocol):
+    """A dataset: fetches a release and opens a local copy (``maestro fetch`` / ``maestro data``)."""
+
+    def fetch(self, version: str | None = None, midi_only: bool = False, root: Path | None = None,
+              mirror: str | None = None, from_zip: Path | None = None, sha256: str | None = None) -> Path:
+        """Download (or import) and extract a release; returns its folder."""
+
+    def open(self, root: Path | None = None, version: str | None = None) -> Any:
+        """A selection of records with ``filter(...)``, ``counts_by_split()``, ``hours_by_split()``, ``top_composers(n)``."""
+
+
 @dataclass
 class GenerationRequest:
     composer: str | None = None
@@ -89,3 +100,12 @@ class Transcriber(Protocol):
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
         """Write the transcription of ``audio`` to ``out_midi`` (and ``onset_s,offset_s,pitch,velocity`` rows
         to ``notes_csv`` if given)."""
+
+
+class MetricSet(Protocol):
+    """A metric set of ``maestro evaluate``: validates its inputs (raising MaestroError) and returns a JSON-ready dict.
+
+    Never prints: the ``evaluate`` command renders tables, warnings and plots from the returned dict.
+    """
+
+    def evaluate(self, **inputs: Any) -> dict: ...
