@@ -90,7 +90,7 @@ class OnsetsFramesTranscriber:
 
     def train(self, request) -> Path:
         """``maestro train onsets-frames``: options validated against ``TrainConfig``."""
-        from maestro_cli.cliutil import console, progress
+        from maestro_cli.cliutil import console, progress, training_report
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import onsets_frames_train as oft
         from maestro_cli.registry import parse_dataclass
@@ -118,7 +118,8 @@ class OnsetsFramesTranscriber:
             raise MaestroError("no training excerpts could be made", cache)
         console.print(f"data cache {cache}: {len(train_data)} train, {len(val_data)} validation excerpts",
                       markup=False, highlight=False)
-        return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume, device=request.device)
+        return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume, device=request.device,
+                         report=training_report())
 
 
 @hookimpl

@@ -102,6 +102,7 @@ class TransformerGenerator:
 
         With ``--resume`` the run's stored options apply, overridden by those given again.
         """
+        from maestro_cli.cliutil import training_report
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import transformer_train as tt
         from maestro_cli.registry import parse_dataclass
@@ -120,7 +121,7 @@ class TransformerGenerator:
         train_split = tt.load_split(Path(request.data), "train")
         val_split = tt.load_split(Path(request.data), "validation")
         return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,
-                        device=request.device)
+                        device=request.device, report=training_report())
 
 
 @hookimpl
