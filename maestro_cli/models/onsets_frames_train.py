@@ -159,7 +159,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 class _Training(Training):
     """Onsets and Frames' part of the training loop: random crops, the four heads' loss, validation note F1."""
 
-    best_key, score_key, minimize, best = "best_f1", "note_f1", False, -1.0
+    best_key, score_key = "best_f1", "note_f1"
+    minimize, best = False, -1.0  # the highest note F1 picks best.pt
     smoothing = 0.05
 
     def __init__(self, train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig, report=None):
