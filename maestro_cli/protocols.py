@@ -87,6 +87,7 @@ class TrainRequest:
     resume: bool
     device: str
     options: list[str]  # -o key=value, validated by the backend against its training config
+    report: Any = None  # the training loop's reporter (begin/step/note/end); None: plain lines on stderr
 
 
 class Transcriber(Protocol):

@@ -121,7 +121,8 @@ class OnsetsFramesTranscriber:
             raise MaestroError("no training excerpts could be made", cache)
         logging.getLogger(__name__).info(f"data cache {cache}: {len(train_data)} train, "
                                          f"{len(val_data)} validation excerpts")
-        return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume, device=request.device)
+        return oft.train(train_data, val_data, Path(request.out), cfg, resume=request.resume, device=request.device,
+                         report=request.report)
 
 
 @hookimpl

@@ -121,7 +121,7 @@ class TransformerGenerator:
         train_split = tt.load_split(Path(request.data), "train")
         val_split = tt.load_split(Path(request.data), "validation")
         return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,
-                        device=request.device)
+                        device=request.device, report=request.report)
 
 
 @hookimpl

@@ -78,6 +78,30 @@ def install_reporting() -> None:
     reporting.set_progress_factory(lambda unit: progress(unit=unit))
 
 
+class TrainingBar:
+    """The training loop's reporter on a terminal: a live bar with the step, ETA and ``info``; notes above it."""
+
+    def begin(self, total: int, step: int) -> None:
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[info]}"), console=console)
+        self.task = self.bar.add_task("train", total=total, completed=step, info="")
+        self.bar.start()
+
+    def step(self, step: int, info: str, detail: str) -> None:
+        self.bar.update(self.task, completed=step, info=info)
+
+    def note(self, text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def end(self) -> None:
+        self.bar.stop()
+
+
+def training_report() -> TrainingBar | None:
+    """A live bar for the training loop when stderr is a terminal; None (its plain lines) otherwise."""
+    return TrainingBar() if console.is_terminal else None
+
+
 def report_failure(path: Path | str, exc: Exception) -> None:
     """One ``error: <file>: <reason>`` line for an item of a batch that failed (the batch goes on)."""
     message = exc.message if isinstance(exc, MaestroError) else f"{type(exc).__name__}: {exc}"

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from maestro_cli.cli.io import training_report
 from maestro_cli.cli.options import OPTIONS
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.protocols import TrainRequest
@@ -32,7 +33,7 @@ def command(
             if not hasattr(trainer, "train"):
                 raise UsageError(f"backend '{backend}' cannot be trained")
             try:
-                result = trainer.train(TrainRequest(data, out, steps, resume, device, options or []))
+                result = trainer.train(TrainRequest(data, out, steps, resume, device, options or [], training_report()))
             except FileNotFoundError as exc:  # e.g. --resume without a last checkpoint in the run folder
                 raise MaestroError(str(exc), out) from None
             except ValueError as exc:  # e.g. an unavailable --device or an inconsistent configuration

@@ -1,26 +1,23 @@
-"""Training loop, validation note F1 and checkpoints for :mod:`maestro_cli.models.onsets_frames` (plain PyTorch).
+"""Training data, loss, validation note F1 and export for :mod:`maestro_cli.models.onsets_frames` (plain PyTorch).
 
 Data are cached excerpts (:mod:`maestro_cli.models.onsets_frames_data`): log-mel float16 plus note lists, held in
 memory; a training example is a random crop of ``seq_frames`` frames of a random excerpt, with its onset,
 offset, frame and velocity targets built from the notes. Validation decodes whole validation excerpts and
 scores them with mir_eval (note F1, onset within 50 ms); the best checkpoint is the one with the highest note F1.
-Checkpoints are plain dicts written to a temp file and renamed; ``--resume`` restores model, optimizer, step
-and every RNG. Under ``torchrun`` the loop runs data-parallel (DDP; gloo on CPU, nccl on CUDA) and rank 0
-validates, logs and saves.
+The training loop (resume, DDP, signals, checkpoints, progress) is :mod:`maestro_cli.models.loop`; this
+trainer's checkpoints add the parameter count, and ``snapshot_every`` keeps weights-only snapshots.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-import sys
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from maestro_cli.models.loop import Training, utc_now
 from maestro_cli.models.onsets_frames import (
     PRESETS,
     OnsetsFrames,
@@ -31,7 +28,7 @@ from maestro_cli.models.onsets_frames import (
     labels_from_notes,
     loss_fn,
 )
-from maestro_cli.models.runtime import find_checkpoint, save_atomic, setup_process
+from maestro_cli.models.runtime import find_checkpoint, save_atomic
 
 
 @dataclass
@@ -130,7 +127,7 @@ def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.ra
 @torch.no_grad()
 def validate(model: OnsetsFrames, data: Excerpts, device: torch.device) -> dict[str, float]:
     """Mean note / +offset / +velocity F1 (mir_eval) and loss over whole validation excerpts."""
-    from maestro_cli.metrics.transcription import evaluate_notes
+    from maestro_cli.transcription_metrics import evaluate_notes
 
     model.eval()
     config = model.config
@@ -159,139 +156,83 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
 
 
-def _log(out: Path, entry: dict) -> None:
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry) + "\n")
+class _Training(Training):
+    """Onsets and Frames' part of the training loop: random crops, the four heads' loss, validation note F1."""
+
+    best_key, score_key = "best_f1", "note_f1"
+    minimize, best = False, -1.0  # the highest note F1 picks best.pt
+    smoothing = 0.05
+
+    def __init__(self, train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig, report=None):
+        super().__init__(out, cfg, report)
+        self.train_data, self.val_data = train_data, val_data
+
+    def build(self, state):
+        cfg = self.cfg
+        self.mconf = config_from_dict(state["config"]) if state is not None else model_config(cfg)
+        model = OnsetsFrames(self.mconf)
+        if state is None and cfg.init:
+            init = torch.load(find_checkpoint(Path(cfg.init)), map_location="cpu", weights_only=True)
+            self.mconf = config_from_dict(init["config"])
+            model = OnsetsFrames(self.mconf)
+            model.load_state_dict(init["model"])
+        model.to(self.device)
+        self.n_params = sum(p.numel() for p in model.parameters())
+        return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def summary(self):
+        return (f"onsets-frames: {self.n_params / 1e6:.2f} M params, {len(self.train_data)} train / "
+                f"{len(self.val_data)} validation excerpts, device {self.device}, run folder {self.out}")
+
+    def lr_at(self, step):
+        return lr_at(step, self.cfg)
+
+    def batch_loss(self, net):
+        mel, labels = random_batch(self.train_data, self.cfg, self.mconf.frame_rate, self.rng)
+        self.losses = loss_fn(net(mel.to(self.device)), {k: v.to(self.device) for k, v in labels.items()})
+        return self.losses["total"]
+
+    def train_entry(self, lr, loss, elapsed):
+        entry = {"kind": "train", "step": self.step, "wall_s": round(self.wall_s, 1), "loss": round(loss, 4),
+                 "lr": lr, **{k: round(v.item(), 4) for k, v in self.losses.items() if k != "total"}}
+        return entry, f"loss {loss:.3f} lr {lr:.1e}", f"{self.wall_s / self.step:.2f} s/step"
+
+    def validate(self):
+        return validate(self.model, self.val_data, self.device) if len(self.val_data) else {"note_f1": 0.0}
+
+    def val_entry(self, scores):
+        return {"kind": "val", "step": self.step, "wall_s": round(self.wall_s, 1),
+                **{k: round(v, 4) for k, v in scores.items()}, "time": utc_now()}
+
+    def val_note(self, scores):
+        return (f"step {self.step}: validation note F1 {scores['note_f1']:.3f} (best {self.best:.3f}), "
+                + " ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != "note_f1")
+                + f", {self.wall_s / 60:.1f} min")
+
+    def checkpoint_extras(self):
+        return checkpoint_dict(self.model, params=self.n_params)
+
+    def rng_state(self):
+        return {"numpy": json.dumps(self.rng.bit_generator.state), "torch": torch.get_rng_state()}
+
+    def set_rng_state(self, saved):
+        self.rng.bit_generator.state = json.loads(saved["numpy"])
+        torch.set_rng_state(saved["torch"])
+
+    def saved(self, payload):
+        if self.cfg.snapshot_every and self.step % self.cfg.snapshot_every == 0:  # weights only: candidates to ship
+            (self.out / "snapshots").mkdir(exist_ok=True)
+            save_atomic({k: v for k, v in payload.items() if k not in ("optimizer", "rng", "log")},
+                        self.out / "snapshots" / f"step{self.step}.pt")
 
 
 def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig, *, resume: bool = False,
-          device: str = "auto") -> Path:
-    """Train (or resume) in run folder ``out``; returns the path of the best checkpoint."""
-    from maestro_cli.cli.io import console
+          device: str = "auto", report=None) -> Path:
+    """Train (or resume) in run folder ``out``; returns the path of the best checkpoint.
 
-    dev, ddp, rank = setup_process(device, cfg.threads)
-    main = rank == 0
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    state = None
-    if resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        mconf = config_from_dict(state["config"])
-    else:
-        mconf = model_config(cfg)
-    torch.manual_seed(cfg.seed + rank)
-    model = OnsetsFrames(mconf)
-    if state is None and cfg.init:
-        init = torch.load(find_checkpoint(Path(cfg.init)), map_location="cpu", weights_only=True)
-        model = OnsetsFrames(mconf := config_from_dict(init["config"]))
-        model.load_state_dict(init["model"])
-    model.to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(cfg.seed + rank)
-    step, wall, best_f1, log = 0, 0.0, -1.0, []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, wall, best_f1, log = state["step"], state["wall_s"], state["best_f1"], list(state["log"])
-        if main:
-            rng.bit_generator.state = json.loads(state["rng"]["numpy"])
-            torch.set_rng_state(state["rng"]["torch"])
-    net = model
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    n_params = sum(p.numel() for p in model.parameters())
-    if main:
-        console.print(f"onsets-frames: {n_params / 1e6:.2f} M params, {len(train_data)} train / {len(val_data)} "
-                      f"validation excerpts, device {dev}, run folder {out}", markup=False, highlight=False)
-
-    def checkpoint(scores: dict | None) -> None:
-        nonlocal best_f1
-        payload = checkpoint_dict(model, step=step, wall_s=wall, best_f1=best_f1, optimizer=optimizer.state_dict(),
-                                  train_config=asdict(cfg), params=n_params, log=log,
-                                  rng={"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()})
-        if scores is not None and scores["note_f1"] > best_f1:
-            best_f1 = payload["best_f1"] = scores["note_f1"]
-            save_atomic(payload, best_path)
-        save_atomic(payload, last_path)
-        if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # weights only: candidates for shipping
-            (out / "snapshots").mkdir(exist_ok=True)
-            save_atomic({k: v for k, v in payload.items() if k not in ("optimizer", "rng", "log")},
-                        out / "snapshots" / f"step{step}.pt")
-
-    def evaluate() -> None:
-        scores = validate(model, val_data, dev) if len(val_data) else {"note_f1": 0.0}
-        entry = {"kind": "val", "step": step, "wall_s": round(wall, 1), **{k: round(v, 4) for k, v in scores.items()},
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        log.append(entry)
-        _log(out, entry)
-        checkpoint(scores)
-        console.print(f"step {step}: validation note F1 {scores['note_f1']:.3f} (best {best_f1:.3f}), "
-                      + " ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != "note_f1")
-                      + f", {wall / 60:.1f} min", markup=False, highlight=False)
-
-    stop = {"now": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)) if main and not ddp else None
-    model.train()
-    invoked = began = time.time()
-    loss_ema, evaluated = None, step
-    live = main and console.is_terminal
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[info]}"), console=console, disable=not live)
-    task = bar.add_task("train", total=cfg.steps, completed=step, info="")
-    try:
-        with bar:
-            while step < cfg.steps and not stop["now"]:
-                lr = lr_at(step, cfg)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                mel, labels = random_batch(train_data, cfg, mconf.frame_rate, rng)
-                losses = loss_fn(net(mel.to(dev)), {k: v.to(dev) for k, v in labels.items()})
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                step += 1
-                now = time.time()
-                wall, began = wall + now - began, now
-                value = losses["total"].item()
-                loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
-                if main and step % cfg.log_every == 0:
-                    entry = {"kind": "train", "step": step, "wall_s": round(wall, 1), "loss": round(loss_ema, 4),
-                             "lr": lr, **{k: round(v.item(), 4) for k, v in losses.items() if k != "total"}}
-                    log.append(entry)
-                    _log(out, entry)
-                    info = f"loss {loss_ema:.3f} lr {lr:.1e}"
-                    bar.update(task, completed=step, info=info)
-                    if not live:
-                        print(f"step {step}/{cfg.steps} {info} {wall / step:.2f} s/step", file=sys.stderr, flush=True)
-                if main and step % cfg.eval_every == 0:
-                    evaluate()
-                    evaluated = step
-                if cfg.max_minutes is not None and now - invoked >= cfg.max_minutes * 60:
-                    stop["now"] = True
-        if main and evaluated != step:
-            evaluate()
-    except KeyboardInterrupt:
-        if main:
-            checkpoint(None)
-            console.print(f"interrupted at step {step}; saved {last_path}", markup=False)
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if ddp:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-    return best_path if best_path.is_file() else last_path
+    ``report`` receives the progress (see :class:`~maestro_cli.models.loop.LineReport`, the default).
+    """
+    return _Training(train_data, val_data, out, cfg, report).run(resume=resume, device=device)
 
 
 def stored_train_config(path: Path) -> dict:
@@ -316,7 +257,7 @@ def tune_thresholds(model: OnsetsFrames, data: Excerpts,
                     onset: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
                     frame: tuple[float, ...] = (0.3, 0.4, 0.5)) -> tuple[OnsetsFramesConfig, float]:
     """The decoding thresholds with the best mean note F1 on ``data`` (posteriors computed once), and that F1."""
-    from maestro_cli.metrics.transcription import evaluate_notes
+    from maestro_cli.transcription_metrics import evaluate_notes
 
     model.eval()
     posteriors = []

@@ -2,9 +2,9 @@
 
 Data is a flat token array with one ``START, events..., END`` run per piece (the tokenizer's cache). A training
 example is the piece's composer token followed by a random window of the piece, augmented the Music-Transformer
-way (transpose ±3 semitones, time stretch ±2.5/5 %). Checkpoints are plain dicts written to a temp file and
-renamed; ``--resume`` restores model, optimizer, schedule, step and every RNG. Under ``torchrun`` the loop runs
-data-parallel (DDP; gloo on CPU, nccl on CUDA) and rank 0 evaluates, logs and saves.
+way (transpose ±3 semitones, time stretch ±2.5/5 %). The training loop (resume, DDP, signals, checkpoints,
+progress) is :mod:`maestro_cli.models.loop`; this trainer's checkpoints add the tokenizer, the tokens seen, the
+learning-rate cycle and the history of ``init`` weights (``prior``), and its validation curve goes to ``val.csv``.
 """
 
 from __future__ import annotations
@@ -13,19 +13,17 @@ import csv
 import json
 import math
 import os
-import random
-import signal
-import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maestro_cli.models.runtime import find_checkpoint, pick_device, save_atomic, setup_process
+from maestro_cli.models.loop import Training, utc_now
+from maestro_cli.models.runtime import find_checkpoint, pick_device, save_atomic
 from maestro_cli.models.transformer import Transformer, TransformerConfig, preset_config
 from maestro_cli.tokens import performance as events
 
@@ -212,198 +210,113 @@ def export_model(checkpoint: Path, folder: Path) -> Path:
     return folder
 
 
-class _Report:
-    """One progress line on stderr: a live rich bar on a terminal, a plain line every ``every`` steps otherwise."""
+class _Training(Training):
+    """The transformer's part of the training loop: windows of token pieces, cross-entropy, validation NLL."""
 
-    def __init__(self, total: int, start: int, every: int, enabled: bool):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __init__(self, train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainConfig, report=None):
+        super().__init__(out, cfg, report)
+        self.train_split, self.val_split = train_split, val_split
+        self.tokens_seen, self.window_tokens = 0, 0
+        self.schedule = {"cycle_start": 0, "total": cfg.steps}
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
 
-        self.console = Console(stderr=True)
-        self.every, self.enabled, self.total = every, enabled, total
-        self.live = enabled and self.console.is_terminal
-        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            TextColumn("{task.fields[info]}"), console=self.console, disable=not self.live)
-        self.task = self.bar.add_task("train", total=total, completed=start, info="")
-        if self.live:
-            self.bar.start()
+    def build(self, state):
+        cfg = self.cfg
+        self.mconf = TransformerConfig(**state["config"]) if state is not None else model_config(cfg, events.VOCAB_SIZE)
+        self.seq_len = self.mconf.max_seq_len
+        model = Transformer(self.mconf)
+        self.prior = None  # the history of the init weights, if any
+        if state is None and cfg.init:
+            init_model, init_ckpt = load_model(Path(cfg.init))
+            model.load_state_dict(init_model.state_dict())
+            self.prior = lineage(init_ckpt)
+        model.to(self.device)
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95),
+                                      fused=self.device.type == "cuda")
+        self.val_windows = fixed_windows(self.val_split, cfg.eval_windows, self.seq_len) if self.main else []
+        return model, optimizer
 
-    def step(self, step: int, info: str, eta_s: float) -> None:
-        if self.live:
-            self.bar.update(self.task, completed=step, info=info)
-        elif self.enabled and step % self.every == 0:
-            eta = time.strftime("%H:%M:%S", time.gmtime(max(eta_s, 0)))
-            print(f"step {step}/{self.total} {info} ETA {eta}", file=sys.stderr, flush=True)
+    def restore(self, state):
+        self.tokens_seen, self.prior = state["tokens_seen"], state.get("prior")
+        self.schedule = dict(state["scheduler"])
+        if self.cfg.steps != self.schedule["total"]:  # another length: a new cycle from here, or the same one re-fitted
+            self.schedule = {"cycle_start": self.step if self.cfg.new_cycle else self.schedule["cycle_start"],
+                             "total": self.cfg.steps}
 
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+    def total_steps(self):
+        return self.schedule["total"]
 
-    def close(self) -> None:
-        if self.live:
-            self.bar.stop()
+    def summary(self):
+        return (f"model {self.model.num_params() / 1e6:.2f} M params, {self.mconf.n_layer}x{self.mconf.d_model}, "
+                f"context {self.seq_len}; {len(self.train_split)} train pieces; device {self.device}; "
+                f"run folder {self.out}")
+
+    def lr_at(self, step):
+        return lr_at(step, self.cfg, self.schedule["cycle_start"], self.schedule["total"])
+
+    def batch_loss(self, net):
+        cfg = self.cfg
+        x, y = batch_from(random_batch(self.train_split, cfg.batch_size, self.seq_len, self.rng, cfg.augment,
+                                       cfg.composer_dropout), self.device)
+        with autocast(self.device):
+            logits = net(x)
+        n_tok = int((y != IGNORE).sum()) * self.world
+        self.tokens_seen += n_tok
+        self.window_tokens += n_tok
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+
+    def train_entry(self, lr, loss, elapsed):
+        tok_s = self.window_tokens / max(elapsed, 1e-9)
+        self.window_tokens = 0
+        entry = {"kind": "train", "step": self.step, "tokens_seen": self.tokens_seen, "wall_s": round(self.wall_s, 1),
+                 "train_loss": round(loss, 4), "lr": lr, "tok_s": round(tok_s)}
+        eta = (self.end - self.step) * self.cfg.batch_size * self.seq_len * self.world / max(tok_s, 1e-9)
+        return (entry, f"loss {loss:.3f} lr {lr:.2e} {tok_s / 1000:.1f}k tok/s",
+                f"ETA {time.strftime('%H:%M:%S', time.gmtime(max(eta, 0)))}")
+
+    def validate(self):
+        val = mean_nll(self.model, self.val_windows, self.device)
+        self.model.train()
+        return {"val_nll": val}
+
+    def val_entry(self, scores):
+        train_loss = self.log[-1]["train_loss"] if self.log and "train_loss" in self.log[-1] else None
+        return {"kind": "val", "step": self.step, "tokens_seen": self.tokens_seen, "wall_s": round(self.wall_s, 1),
+                "val_nll": round(scores["val_nll"], 4), "train_loss": train_loss, "time": utc_now()}
+
+    def val_note(self, scores):
+        return (f"step {self.step}: val NLL {scores['val_nll']:.4f} nats/event (best {self.best:.4f}), "
+                f"{self.tokens_seen / 1e6:.2f} M tokens, {self.wall_s / 60:.1f} min")
+
+    def checkpoint_extras(self):
+        return {"model": self.model.state_dict(), "config": self.mconf.to_dict(), "tokenizer": tokenizer_info(),
+                "tokens_seen": self.tokens_seen, "scheduler": self.schedule, "prior": self.prior}
+
+    def record(self, entry):
+        """metrics.jsonl gets every entry; val.csv the validation curve (wall clock and tokens seen)."""
+        super().record(entry)
+        if entry["kind"] == "val":
+            path = self.out / "val.csv"
+            new = not path.exists()
+            with open(path, "a", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                if new:
+                    writer.writerow(["step", "tokens_seen", "wall_s", "val_nll", "train_loss", "time"])
+                writer.writerow([entry["step"], entry["tokens_seen"], entry["wall_s"], entry["val_nll"],
+                                 entry["train_loss"], entry["time"]])
 
 
 def train(train_split: TokenSplit, val_split: TokenSplit, out: Path, cfg: TrainConfig, *, resume: bool = False,
-          device: str = "auto", stop_after: int | None = None) -> Path:
+          device: str = "auto", stop_after: int | None = None, report=None) -> Path:
     """Train (or resume) in run folder ``out``; returns the path of the best checkpoint.
 
-    ``stop_after`` ends this invocation after that step (the schedule still targets ``cfg.steps``).
+    ``stop_after`` ends this invocation after that step (the schedule still targets ``cfg.steps``); ``report``
+    receives the progress (see :class:`~maestro_cli.models.loop.LineReport`, the default).
     """
-    dev, ddp, rank = setup_process(device, cfg.threads)
-    main = rank == 0
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-
-    if resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        mconf = TransformerConfig(**state["config"])
-    else:
-        state = None
-        mconf = model_config(cfg, events.VOCAB_SIZE)
-    seq_len = mconf.max_seq_len
-    torch.manual_seed(cfg.seed + rank)
-    model = Transformer(mconf)
-    prior = state.get("prior") if state is not None else None  # the history of the init weights, if any
-    if state is None and cfg.init:
-        init_model, init_ckpt = load_model(Path(cfg.init))
-        model.load_state_dict(init_model.state_dict())
-        prior = lineage(init_ckpt)
-    model.to(dev)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95),
-                                  fused=dev.type == "cuda")
-    rng = np.random.default_rng(cfg.seed + rank)
-    step, tokens_seen, wall, best_val, log = 0, 0, 0.0, float("inf"), []
-    schedule = {"cycle_start": 0, "total": cfg.steps}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, tokens_seen, wall = state["step"], state["tokens_seen"], state["wall_s"]
-        best_val, log, schedule = state["best_val"], list(state["log"]), dict(state["scheduler"])
-        if rank == 0 or not ddp:
-            rng.bit_generator.state = state["rng"]["numpy"]
-            torch.set_rng_state(state["rng"]["torch"])
-            random.setstate(tuple(state["rng"]["python"]))
-        if cfg.steps != schedule["total"]:  # a longer (or shorter) run: a new cycle from here, or the same one re-fitted
-            schedule = {"cycle_start": step if cfg.new_cycle else schedule["cycle_start"], "total": cfg.steps}
-    net = model
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    val_windows = fixed_windows(val_split, cfg.eval_windows, seq_len) if main else []
-    total = schedule["total"]
-    end = min(total, stop_after) if stop_after else total
-    report = _Report(total, step, cfg.log_every, main)
-    if main:
-        report.note(f"model {model.num_params() / 1e6:.2f} M params, {mconf.n_layer}x{mconf.d_model}, context "
-                    f"{seq_len}; {len(train_split)} train pieces; device {dev}; run folder {out}")
-
-    def checkpoint(val: float | None) -> None:
-        nonlocal best_val
-        payload = {"model": model.state_dict(), "config": mconf.to_dict(), "tokenizer": tokenizer_info(),
-                   "step": step, "tokens_seen": tokens_seen, "wall_s": wall, "best_val": best_val,
-                   "optimizer": optimizer.state_dict(), "scheduler": schedule, "train_config": asdict(cfg),
-                   "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
-                           "python": list(random.getstate())}, "log": log, "prior": prior}
-        if val is not None and val < best_val:
-            best_val = payload["best_val"] = val
-            save_atomic(payload, best_path)
-        save_atomic(payload, last_path)
-
-    def evaluate() -> None:
-        val = mean_nll(model, val_windows, dev)
-        model.train()
-        train_loss = log[-1]["train_loss"] if log and "train_loss" in log[-1] else None
-        entry = {"kind": "val", "step": step, "tokens_seen": tokens_seen, "wall_s": round(wall, 1),
-                 "val_nll": round(val, 4), "train_loss": train_loss, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                           time.gmtime())}
-        log.append(entry)
-        _append_logs(out, entry)
-        checkpoint(val)
-        report.note(f"step {step}: val NLL {val:.4f} nats/event (best {best_val:.4f}), "
-                    f"{tokens_seen / 1e6:.2f} M tokens, {wall / 60:.1f} min")
-
-    stop = {"now": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)) if main and not ddp else None
-    model.train()
-    began = window_start = invoked = time.time()
-    window_tokens, loss_ema, evaluated = 0, None, step
-    try:
-        while step < end and not stop["now"]:
-            lr = lr_at(step, cfg, schedule["cycle_start"], total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = batch_from(random_batch(train_split, cfg.batch_size, seq_len, rng, cfg.augment,
-                                                 cfg.composer_dropout), dev)
-            with autocast(dev):
-                logits = net(x)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            world = int(os.environ.get("WORLD_SIZE", "1"))
-            n_tok = int((y != IGNORE).sum()) * world
-            tokens_seen += n_tok
-            window_tokens += n_tok
-            now = time.time()
-            wall += now - began
-            began = now
-            loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
-            if step % cfg.log_every == 0 and main:
-                tok_s = window_tokens / max(now - window_start, 1e-9)
-                window_start, window_tokens = now, 0
-                entry = {"kind": "train", "step": step, "tokens_seen": tokens_seen, "wall_s": round(wall, 1),
-                         "train_loss": round(loss_ema, 4), "lr": lr, "tok_s": round(tok_s)}
-                log.append(entry)
-                _append_logs(out, entry)
-                report.step(step, f"loss {loss_ema:.3f} lr {lr:.2e} {tok_s / 1000:.1f}k tok/s",
-                            (end - step) * cfg.batch_size * seq_len * world / max(tok_s, 1e-9))
-            if main and (step % cfg.eval_every == 0 or step == end):
-                evaluate()
-                evaluated = step
-            if cfg.max_minutes is not None and now - invoked >= cfg.max_minutes * 60:
-                stop["now"] = True
-        if main and evaluated != step:
-            evaluate()
-    except KeyboardInterrupt:
-        if main:
-            checkpoint(None)
-            report.note(f"interrupted at step {step}; saved {last_path}")
-        raise
-    finally:
-        report.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if ddp:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-    return best_path if best_path.is_file() else last_path
-
-
-def _append_logs(out: Path, entry: dict) -> None:
-    """metrics.jsonl gets every entry; val.csv the validation curve (wall clock and tokens seen)."""
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry) + "\n")
-    if entry["kind"] == "val":
-        path = out / "val.csv"
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow(["step", "tokens_seen", "wall_s", "val_nll", "train_loss", "time"])
-            writer.writerow([entry["step"], entry["tokens_seen"], entry["wall_s"], entry["val_nll"],
-                             entry["train_loss"], entry["time"]])
+    return _Training(train_split, val_split, out, cfg, report).run(resume=resume, device=device, stop_after=stop_after)
 
 
 @torch.no_grad()
