@@ -21,6 +21,16 @@ class MaestroError(Exception):
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
+    def __reduce__(self):
+        """Pickle message, path and class (batch workers send errors back to the command)."""
+        return _rebuild, (type(self), self.message, self.path)
+
+
+def _rebuild(cls: type, message: str, path: str | None) -> MaestroError:
+    error = Exception.__new__(cls)
+    MaestroError.__init__(error, message, path)
+    return error
+
 
 class UsageError(MaestroError):
     """Wrong command-line usage (exit code 2)."""

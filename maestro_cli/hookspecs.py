@@ -55,5 +55,13 @@ def register_metrics(register):
 
 
 @hookspec
+def register_executors(register):
+    """Register executors (objects with ``run(job, items, workers)``, protocol ``maestro_cli.protocols.Executor``).
+
+    An executor runs a batch stage's per-file work: ``--executor NAME`` picks one, ``--jobs N`` sets its workers.
+    """
+
+
+@hookspec
 def register_commands(app):
     """Add commands to the ``typer.Typer`` app of ``maestro``."""

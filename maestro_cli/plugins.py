@@ -18,6 +18,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "maestro_cli.backends.alignment_metrics",
     "maestro_cli.backends.dtw",
     "maestro_cli.backends.generation_metrics",
+    "maestro_cli.backends.local_executor",
     "maestro_cli.backends.maestro_dataset",
     "maestro_cli.backends.miditok_tokenizer",
     "maestro_cli.backends.onsets_frames",

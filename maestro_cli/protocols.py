@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 
 @dataclass
@@ -49,6 +49,41 @@ class GenerationRequest:
     seed: int = 0
     primer: Path | None = None
     checkpoint: Path | None = None
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A batch stage's per-file work, in a form any executor can ship to its workers (everything picklable).
+
+    Each worker calls ``setup()`` once (it builds the backend, loading its model) and then ``work(state, item)`` for
+    every item it is handed. Both must be importable functions (or ``functools.partial`` of them), not lambdas.
+    """
+
+    setup: Callable[[], Any]
+    work: Callable[[Any, Any], Any]
+
+
+@dataclass
+class ItemResult:
+    """The outcome of one item: ``value`` returned by ``work`` or the ``error`` it raised, and its wall time."""
+
+    item: Any
+    value: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+class Executor(Protocol):
+    """Runs a :class:`BatchJob` over many items (the ``local`` process pool built in, ``ray`` as a plugin)."""
+
+    def run(self, job: BatchJob, items: Iterable[Any], workers: int | None = None) -> Iterator[ItemResult]:
+        """Yield one :class:`ItemResult` per item as items complete (in any order).
+
+        ``items`` is consumed lazily and at most a few items per worker are in flight, so a million-file input never
+        sits in memory as tasks. A failing item is a result with ``error`` set; the batch goes on. A failing
+        ``setup`` (no model, bad options) raises its error here, for the whole batch. ``workers`` None means the
+        executor's default. Closing the iterator early stops the workers; their unfinished outputs are discarded.
+        """
 
 
 class Generator(Protocol):

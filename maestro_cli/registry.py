@@ -19,6 +19,7 @@ STAGE_HOOKS = {
     "transcriber": "register_transcribers",
     "aligner": "register_aligners",
     "metric": "register_metrics",
+    "executor": "register_executors",
 }
 
 
@@ -86,6 +87,11 @@ def get_registry(stage: str) -> Registry:
 def get_backend(stage: str, name: str | None = None) -> Backend:
     """Shortcut for ``get_registry(stage).get(name)``."""
     return get_registry(stage).get(name)
+
+
+def create_backend(stage: str, name: str | None, options: list[str] | dict[str, Any] | None = None) -> Any:
+    """Build a stage's backend by name: picklable as ``functools.partial`` (batch workers build their own)."""
+    return get_backend(stage, name).create(options)
 
 
 def _coerce(value: str, annotation: Any, key: str) -> Any:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from maestro_cli.errors import MaestroError, UsageError
 
@@ -57,6 +57,23 @@ def progress(transient: bool = True, unit: str = "items") -> Progress:
     counters = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), *counters,
                     TimeRemainingColumn(), console=console, transient=transient, disable=not console.is_terminal)
+
+
+class RateColumn(ProgressColumn):
+    """Files per second (or per minute when slower than one a second)."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text("")
+        rate = f"{speed:.2f} files/s" if speed >= 1 else f"{speed * 60:.1f} files/min"
+        return Text(rate, style="progress.data.speed")
+
+
+def batch_progress() -> Progress:
+    """The bar of a batch stage on stderr: done/total, files/s and ETA; silent when stderr is not a terminal."""
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    RateColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal)
 
 
 class ConsoleHandler(logging.Handler):
@@ -108,26 +125,3 @@ def report_failure(path: Path | str, exc: Exception) -> None:
     if isinstance(exc, MaestroError) and exc.path:
         path = exc.path
     console.print(f"error: {path}: {message}", markup=False, highlight=False, soft_wrap=True)
-
-
-def run_batch(items: Iterable[Path], work, description: str) -> int:
-    """Apply ``work`` to every item with a progress bar; failures are reported and counted, not raised."""
-    items = list(items)
-    failed = 0
-    with progress() as bar:
-        task = bar.add_task(description, total=len(items))
-        for item in items:
-            try:
-                work(item)
-            except MaestroError as exc:
-                if exc.exit_code == 2:
-                    raise
-                failed += 1
-                report_failure(item, exc)
-            except Exception as exc:  # noqa: BLE001 - a batch continues past one bad file
-                if os.environ.get("MAESTRO_DEBUG"):
-                    raise
-                failed += 1
-                report_failure(item, exc)
-            bar.advance(task)
-    return failed

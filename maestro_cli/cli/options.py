@@ -40,5 +40,16 @@ def single_output(out_file: Path | None, inputs: list[Path], out_dir: Path | Non
         raise UsageError("use either -o FILE or --out-dir, not both")
 
 
-__all__ = ["BACKEND", "OPTIONS", "OUTPUT_OR_OPTIONS", "OVERWRITE", "JSON", "OUT_DIR", "Path", "List", "Optional",
+__all__ = ["BACKEND", "OPTIONS", "JOBS", "EXECUTOR", "MANIFEST", "SKIP_EXISTING",
+           "OUTPUT_OR_OPTIONS", "OVERWRITE", "JSON", "OUT_DIR", "Path", "List", "Optional",
            "split_output_and_options", "single_output"]
+
+
+JOBS = typer.Option(None, "--jobs", "-j", min=1,
+                    help="Workers: local processes (default 1: in this process) or Ray actors "
+                         "(default: as many as the cluster holds).")
+EXECUTOR = typer.Option(None, "--executor", help="How the batch runs: local (default) or an installed executor (ray).")
+MANIFEST = typer.Option(None, "--manifest",
+                        help="Write one JSON line per input: input, output, status, error, seconds.")
+SKIP_EXISTING = typer.Option(False, "--skip-existing",
+                             help="Keep outputs that already exist (resume a killed batch) instead of failing on them.")

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from maestro_cli.cli.io import emit, read_inputs, run_batch
+from maestro_cli.cli.batch import BatchFlags, backend_job, batch_inputs, run_files, split_executor_options
 from maestro_cli.cli.options import (
     BACKEND,
+    EXECUTOR,
+    JOBS,
     JSON,
+    MANIFEST,
     OUT_DIR,
     OUTPUT_OR_OPTIONS,
     OVERWRITE,
+    SKIP_EXISTING,
     single_output,
     split_output_and_options,
 )
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.outputs import atomic_output, output_path
-from maestro_cli.registry import get_backend
 
 NAME = "render"
+MIDI_SUFFIXES = (".mid", ".midi")
 
 
 def command(
-    inputs: Optional[List[str]] = typer.Argument(None, help="MIDI files (or '-' / a pipe: paths on stdin)."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="MIDI files, folders of them, manifests (.txt/.jsonl), or '-' / a pipe: paths on stdin."),
     out_dir: Optional[Path] = OUT_DIR,
     output: Optional[List[str]] = OUTPUT_OR_OPTIONS,
     sample_rate: int = typer.Option(44100, "--sample-rate", help="Output sample rate in Hz."),
@@ -33,6 +39,10 @@ def command(
     audio_format: str = typer.Option("wav", "--format", help="wav or flac."),
     backend: Optional[str] = BACKEND,
     overwrite: bool = OVERWRITE,
+    skip_existing: bool = SKIP_EXISTING,
+    jobs: Optional[int] = JOBS,
+    executor: Optional[str] = EXECUTOR,
+    manifest: Optional[Path] = MANIFEST,
     as_json: bool = JSON,
 ) -> None:
     """Render MIDI files to audio (WAV or FLAC) with a soundfont synth; prints the output paths."""
@@ -45,17 +55,21 @@ def command(
 
         check_soundfont(soundfont)
     out_file, options = split_output_and_options(output)
-    paths = read_inputs(inputs)
+    flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
+    options, executor_options = split_executor_options(flags, options)
+    paths = batch_inputs(inputs, MIDI_SUFFIXES)
     single_output(out_file, paths, out_dir)
-    renderer = get_backend("renderer", backend).create(options)
+    job = backend_job("renderer", backend, options, partial(render_one, sample_rate=sample_rate,
+                                                             audio_format=audio_format, soundfont=soundfont))
+    run_files("render", paths, lambda midi: (output_path(midi, f".{audio_format}", out_dir, out_file, True),), job,
+              flags, executor_options)
 
-    def work(midi: Path) -> None:
-        if not midi.is_file():
-            raise MaestroError("no such file", midi)
-        target = output_path(midi, f".{audio_format}", out_dir, out_file, overwrite)
-        with atomic_output(target) as tmp:
-            renderer.render(midi, tmp, sample_rate=sample_rate, audio_format=audio_format, soundfont=soundfont)
-        emit(target, as_json)
 
-    if run_batch(paths, work, "render"):
-        raise typer.Exit(1)
+def render_one(renderer, item: tuple[Path, tuple[Path, ...]], *, sample_rate: int, audio_format: str,
+               soundfont: Path | None) -> None:
+    """One batch item: render ``midi`` into its output atomically (runs in a worker)."""
+    midi, (target,) = item
+    if not midi.is_file():
+        raise MaestroError("no such file", midi)
+    with atomic_output(target) as tmp:
+        renderer.render(midi, tmp, sample_rate=sample_rate, audio_format=audio_format, soundfont=soundfont)

@@ -75,6 +75,11 @@ def read_token_file(path: Path) -> tuple[np.ndarray, dict[str, int], dict[str, s
         raise MaestroError(f"not a token file ({TOKEN_SUFFIX}): {exc}", path) from None
 
 
+def decoded_name(path: Path) -> Path:
+    """``<stem>.mid`` for a token file ``<stem>.tokens.npz`` (the name :func:`decode_file` writes)."""
+    return Path((path.name.removesuffix(TOKEN_SUFFIX) if path.name.endswith(TOKEN_SUFFIX) else path.stem) + ".mid")
+
+
 def decode_file(tokenizer: Any, path: Path, out_dir: Path | None = None, overwrite: bool = False) -> Path:
     """Decode a token file into ``<out_dir>/<stem>.mid``; refuses a file of another vocabulary."""
     tokens, vocab, written_by = read_token_file(path)
@@ -83,8 +88,7 @@ def decode_file(tokenizer: Any, path: Path, out_dir: Path | None = None, overwri
             f"written with the vocabulary of tokenizer '{written_by.get('name')}' version "
             f"{written_by.get('version')}, not that of '{tokenizer.name}' version "
             f"{getattr(tokenizer, 'version', '')}; decode it with the tokenizer that wrote it", path)
-    stem = path.name.removesuffix(TOKEN_SUFFIX) if path.name.endswith(TOKEN_SUFFIX) else path.stem
-    target = output_path(Path(stem + ".mid"), ".mid", out_dir, overwrite=overwrite)
+    target = output_path(decoded_name(path), ".mid", out_dir, overwrite=overwrite)
     data = tokenizer.decode(tokens)
     with atomic_output(target) as tmp:
         tmp.write_bytes(data)

@@ -1,0 +1,142 @@
+"""Batch stages: inputs from folders and manifests, outputs planned up front, work run by an executor.
+
+Every batch stage (render, transcribe, tokenize, align) hands :func:`run_files` its inputs, a function naming each
+input's outputs, and a picklable :class:`~maestro_cli.protocols.BatchJob`. The executor (``--executor``, ``--jobs``)
+runs the job; this module prints each finished input's result on stdout, one ``error:`` line per failed input,
+the progress bar on stderr, and the ``--manifest`` record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import typer
+
+from maestro_cli.batch.files import check_unique_outputs, expand_inputs
+from maestro_cli.batch.manifest import ManifestWriter
+from maestro_cli.cli.io import batch_progress, emit, read_inputs, report_failure
+from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.protocols import BatchJob
+from maestro_cli.registry import get_backend
+
+
+@dataclass
+class BatchFlags:
+    """The batch options every batch stage takes."""
+
+    jobs: int | None = None
+    executor: str | None = None
+    manifest: Path | None = None
+    skip_existing: bool = False
+    overwrite: bool = False
+    as_json: bool = False
+
+
+def batch_inputs(inputs: list[str] | None, suffixes: Sequence[str]) -> list[Path]:
+    """Paths from the arguments or stdin, folders and manifests expanded; each input once, in order."""
+    paths = expand_inputs(read_inputs(inputs), suffixes)
+    if not paths:
+        raise UsageError(f"no input files ({', '.join(suffixes)}) found in {', '.join(inputs or ['stdin'])}")
+    return list(dict.fromkeys(paths))
+
+
+def split_executor_options(flags: BatchFlags, options: list[str]) -> tuple[list[str], list[str]]:
+    """``-o key=value`` options of the chosen executor (keys of its options dataclass), and the backend's."""
+    executor = get_backend("executor", flags.executor)
+    keys = {field.name for field in dataclasses.fields(executor.options)} if executor.options else set()
+    mine = [option for option in options if option.split("=", 1)[0].strip().replace("-", "_") in keys]
+    return [option for option in options if option not in mine], mine
+
+
+def run_files(description: str, sources: list[Path], plan: Callable[[Path], tuple[Path, ...]], job: BatchJob,
+              flags: BatchFlags, executor_options: list[str] | None = None,
+              result: Callable[[tuple[Path, ...]], Any] | None = None) -> None:
+    """Run ``job`` over ``(source, plan(source))`` items; exit 1 if any failed.
+
+    Outputs that exist are an error per input, replaced with ``--overwrite``, or kept with ``--skip-existing``
+    (status ``skipped``; an input with only some of its outputs is redone). ``result(targets)`` is what stdout
+    shows for an input (default: its first output's path), for a new and a kept output alike.
+    """
+    if flags.skip_existing and flags.overwrite:
+        raise UsageError("use either --skip-existing or --overwrite, not both")
+    result = result or (lambda targets: targets[0])
+    planned = [(source, plan(source)) for source in sources]
+    check_unique_outputs(planned)
+    executor = get_backend("executor", flags.executor).create(executor_options or [])
+    manifest = ManifestWriter(flags.manifest)
+    failed = 0
+
+    def fail(source: Path, targets: tuple[Path, ...], error: BaseException, seconds: float = 0.0) -> None:
+        nonlocal failed
+        if isinstance(error, MaestroError) and error.exit_code == 2:
+            raise error
+        failed += 1
+        report_failure(source, error)
+        text = error.message if isinstance(error, MaestroError) else f"{type(error).__name__}: {error}"
+        manifest.write(source, targets, "failed", text, seconds)
+
+    def todo() -> Iterator[tuple[Path, tuple[Path, ...]]]:
+        for source, targets in planned:
+            existing = [target for target in targets if target.exists()]
+            if existing and not flags.overwrite:
+                if flags.skip_existing and len(existing) == len(targets):
+                    emit(result(targets), flags.as_json)
+                    manifest.write(source, targets, "skipped")
+                    bar.advance(task)
+                    continue
+                if not flags.skip_existing:
+                    fail(source, targets, MaestroError("output exists; use --overwrite to replace it", existing[0]))
+                    bar.advance(task)
+                    continue
+            yield source, targets
+
+    try:
+        with batch_progress() as bar, _sigterm_interrupts():
+            task = bar.add_task(description, total=len(planned))
+            for done in executor.run(job, todo(), flags.jobs):
+                source, targets = done.item
+                if done.error is not None:
+                    fail(source, targets, done.error, done.seconds)
+                else:
+                    emit(result(targets), flags.as_json)
+                    manifest.write(source, targets, "ok", None, done.seconds)
+                bar.advance(task)
+    finally:
+        manifest.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """During a batch, SIGTERM stops it like Ctrl-C: outputs in progress are discarded, finished ones kept."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt) if _main_thread() else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def backend_job(stage: str, name: str | None, options: list[str], work: Callable[..., Any]) -> BatchJob:
+    """A job whose workers each build backend ``name`` of ``stage`` once; options are checked here, before any work."""
+    from functools import partial
+
+    from maestro_cli.registry import create_backend, parse_options
+
+    backend = get_backend(stage, name)
+    parse_options(backend, options)
+    return BatchJob(partial(create_backend, stage, backend.name, options), work)
