@@ -1,0 +1,120 @@
+"""maestro executor ``ray``: batch stages on a Ray cluster, one actor per worker holding the backend (its model).
+
+``--executor ray`` starts a local Ray instance with this machine's cores, or joins a cluster with ``-o address=auto``
+(the node's running cluster) or ``-o address=ray://HEAD:10001`` (Ray Client). Each actor reserves ``num_cpus`` CPUs
+and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as the cluster's resources hold). At most two items per
+actor are in flight (``ray.wait``), so the input is read only as fast as the cluster works.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from maestro_cli.errors import MaestroError
+from maestro_cli.hookspecs import hookimpl
+from maestro_cli.protocols import BatchJob, ItemResult
+
+#: Items in flight per actor: one running, one queued in the actor's mailbox.
+IN_FLIGHT_PER_ACTOR = 2
+
+
+@dataclass
+class RayOptions:
+    """``-o key=value`` options of the ``ray`` executor."""
+
+    address: str | None = None  #: None: a local instance with this machine's cores; "auto"; or "ray://host:10001"
+    num_cpus: float = 1.0  #: CPUs each actor reserves (and its torch/OMP threads)
+    num_gpus: float = 0.0  #: GPUs each actor reserves (fractions share a GPU)
+
+
+class WorkerActor:
+    """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results."""
+
+    def __init__(self, job: BatchJob):
+        from maestro_cli.batch.worker import Worker
+
+        self.worker = Worker(job)
+
+    def run(self, item: Any) -> ItemResult:
+        return self.worker(item)
+
+
+class RayExecutor:
+    """Runs a batch job on Ray actors with a bounded window of tasks in flight."""
+
+    def __init__(self, options: RayOptions):
+        self.options = options
+
+    def run(self, job: BatchJob, items: Iterable[Any], workers: int | None = None) -> Iterator[ItemResult]:
+        import ray
+
+        from maestro_cli.batch.worker import raise_setup_error
+
+        started = self._connect(ray)
+        try:
+            actors = self._actors(ray, job, workers)
+            load = {actor: 0 for actor in actors}
+            pending: dict[Any, tuple[Any, Any]] = {}  # object ref -> (actor, item)
+            items = iter(items)
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < IN_FLIGHT_PER_ACTOR * len(actors):
+                    item = next(items, _END)
+                    if item is _END:
+                        exhausted = True
+                        break
+                    actor = min(load, key=load.get)
+                    load[actor] += 1
+                    pending[actor.run.remote(item)] = (actor, item)
+                if not pending:
+                    break
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                actor, item = pending.pop(ref)
+                load[actor] -= 1
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the actor died (out of memory, node lost): report the item
+                    result = ItemResult(item, error=MaestroError(f"Ray worker failed: {type(exc).__name__}: {exc}"))
+                yield raise_setup_error(result)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _connect(self, ray) -> bool:
+        """Join the cluster named by ``address`` (or start a local instance); True if this call started Ray."""
+        if ray.is_initialized():
+            return False
+        options = {"address": self.options.address} if self.options.address else {"num_cpus": os.cpu_count()}
+        try:
+            ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                     configure_logging=True)
+        except Exception as exc:  # noqa: BLE001 - no cluster at the address, or Ray cannot start here
+            raise MaestroError(f"cannot start or reach Ray ({self.options.address or 'local'}): {exc}") from None
+        return True
+
+    def _actors(self, ray, job: BatchJob, workers: int | None) -> list[Any]:
+        cpus, gpus = self.options.num_cpus, self.options.num_gpus
+        if workers is None:
+            resources = ray.cluster_resources()
+            fits = [resources.get("CPU", 1) / cpus] if cpus else []
+            fits += [resources.get("GPU", 0) / gpus] if gpus else []
+            workers = max(1, int(min(fits, default=1)))
+        threads = str(max(1, int(cpus)))
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus,
+                           runtime_env={"env_vars": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}})
+        return [actor(WorkerActor).remote(job) for _ in range(workers)]
+
+
+_END = object()
+
+
+def _ray(options: RayOptions) -> RayExecutor:
+    return RayExecutor(options)
+
+
+@hookimpl
+def register_executors(register):
+    register("ray", _ray, options=RayOptions,
+             description="A Ray cluster (or a local Ray instance): one actor per worker holds the model")
