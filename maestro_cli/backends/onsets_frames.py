@@ -21,7 +21,7 @@ class OnsetsFramesOptions:
     chunk_seconds: float = 20.0
     overlap_seconds: float = 3.0
     batch_chunks: int = 4  # chunks run together (faster; memory grows with it)
-    threads: int = 2  # torch CPU threads (0: torch's default)
+    threads: int = 0  # torch CPU threads (0: torch's default: all cores, or a batch worker's OMP_NUM_THREADS)
 
 
 def default_checkpoint() -> Path:
