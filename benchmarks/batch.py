@@ -1,0 +1,148 @@
+"""Batch benchmark: ``maestro render`` and ``maestro transcribe`` over MAESTRO test pieces, side by side in one run,
+with ``--jobs 1``, ``--jobs 2`` and ``--executor ray`` (a local Ray instance started by the command); then a batch
+killed half-way (SIGTERM) and resumed with ``--skip-existing``.
+
+Input: the first ``--seconds`` of the first ``--pieces`` MAESTRO v2 test-split MIDI files (metadata order); render
+writes 16 kHz mono WAV (what the transcriber reads), transcribe reads those WAVs with the default backend
+(onsets-frames). Each configuration runs the whole command, start-up and model loading included, in a fresh output
+folder; the configurations of a stage alternate round by round (``--rounds``) so a busy machine slows all alike.
+Files/s is inputs / wall seconds; speed-up is against ``--jobs 1`` of the same stage. Outputs of every configuration
+are compared byte for byte with ``--jobs 1``'s.
+
+Run: ``.venv/bin/python benchmarks/batch.py [--pieces 40] [--seconds 15] [--rounds 1] [--no-ray] [--stages render]``.
+Prints a rich table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+MAESTRO = Path(sys.executable).parent / "maestro"
+
+
+def excerpts(shared: Path, folder: Path, pieces: int, seconds: float) -> list[Path]:
+    """The first ``seconds`` of the first ``pieces`` test-split MIDI files."""
+    import symusic
+
+    root = shared / "maestro-v2.0.0-midi"
+    with open(root / "maestro-v2.0.0.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"][:pieces]
+    folder.mkdir(parents=True)
+    for row in rows:
+        score = symusic.Score(str(root / row["midi_filename"]), ttype="second").clip(0, seconds)
+        score.dump_midi(str(folder / Path(row["midi_filename"]).name))
+    return sorted(folder.iterdir())
+
+
+def run(args: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([str(MAESTRO), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"maestro {' '.join(args)} failed:\n{proc.stderr}")
+    return time.perf_counter() - start
+
+
+def same_outputs(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.iterdir())
+    return names == sorted(p.name for p in b.iterdir()) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def kill_and_resume(inputs: Path, out: Path, count: int) -> dict:
+    """Render with --jobs 2, SIGTERM once a third of the outputs exist, then resume; what was redone or left."""
+    command = [str(MAESTRO), "render", str(inputs), "--out-dir", str(out), "--jobs", "2", "--sample-rate", "16000",
+               "-o", "channels=1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finished() -> list[Path]:
+        return sorted(p for p in out.glob("*.wav") if not p.name.startswith(".")) if out.is_dir() else []
+
+    while len(finished()) < count // 3 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate()
+    before = {p.name: p.stat().st_mtime_ns for p in finished()}
+    temporary = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    import soundfile
+
+    whole = all(soundfile.info(str(out / name)).frames > 0 for name in before)
+    manifest = out.parent / "resume.jsonl"
+    subprocess.run([*command, "--skip-existing", "--manifest", str(manifest)], capture_output=True, check=True)
+    status = [json.loads(line)["status"] for line in manifest.read_text().splitlines()]
+    redone = sum((out / name).stat().st_mtime_ns != mtime for name, mtime in before.items())
+    return {"exit_code": proc.returncode, "done_before_kill": len(before), "temporary_files_left": len(temporary),
+            "all_whole": whole, "redone": redone, "skipped": status.count("skipped"), "ok": status.count("ok"),
+            "total_after_resume": len(finished())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pieces", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
+    parser.add_argument("--stages", default="render,transcribe", help="render, or render,transcribe")
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("MAESTRO_SHARED_DATA",
+                                                                           REPO.parent / "shared" / "data")))
+    args = parser.parse_args()
+    configs = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"]}
+    if not args.no_ray:
+        configs["--executor ray"] = ["--executor", "ray"]
+    work = Path(tempfile.mkdtemp(prefix="maestro-batch-bench-"))
+    try:
+        midi = work / "midi"
+        count = len(excerpts(args.shared, midi, args.pieces, args.seconds))
+        stages = {"render": lambda out, extra: ["render", str(midi), "--out-dir", str(out), "--sample-rate", "16000",
+                                                "-o", "channels=1", *extra],
+                  "transcribe": lambda out, extra: ["transcribe", str(work / "render-jobs-1"), "--out-dir", str(out),
+                                                    *extra]}
+        seconds: dict[tuple[str, str], list[float]] = {}
+        identical: dict[tuple[str, str], bool] = {}
+        for stage, command in [(name, stages[name]) for name in args.stages.split(",")]:
+            for round_ in range(args.rounds):
+                for name, extra in configs.items():
+                    out = work / f"{stage}-{name.strip('-').replace(' ', '-')}"
+                    if round_ < args.rounds - 1 or out.exists():
+                        shutil.rmtree(out, ignore_errors=True)
+                    seconds.setdefault((stage, name), []).append(run(command(out, extra)))
+            for name in configs:
+                identical[stage, name] = same_outputs(work / f"{stage}-jobs-1",
+                                                      work / f"{stage}-{name.strip('-').replace(' ', '-')}")
+        resume = kill_and_resume(midi, work / "resume", count)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    table = Table(title=f"maestro batch: {count} MAESTRO test excerpts of {args.seconds:g} s, {os.cpu_count()} cores, "
+                        f"load {os.getloadavg()[0]:.1f}")
+    for column in ("stage", "executor", "wall s", "files/s", "speed-up", "same bytes as --jobs 1"):
+        table.add_column(column)
+    rows = []
+    for (stage, name), times in seconds.items():
+        best = min(times)
+        base = min(seconds[stage, "--jobs 1"])
+        rows.append({"stage": stage, "executor": name, "seconds": round(best, 2), "files_per_s": round(count / best, 3),
+                     "speedup": round(base / best, 2), "identical": identical[stage, name]})
+        table.add_row(stage, name, f"{best:.1f}", f"{count / best:.2f}", f"{base / best:.2f}x",
+                      "yes" if identical[stage, name] else "NO")
+    Console(stderr=True).print(table)
+    Console(stderr=True).print(f"kill half-way and resume: {resume}")
+    print(json.dumps({"benchmark": "batch", "pieces": count, "seconds_each": args.seconds, "cores": os.cpu_count(),
+                      "load_1min": round(os.getloadavg()[0], 1), "rows": rows, "resume": resume}))
+
+
+if __name__ == "__main__":
+    main()
