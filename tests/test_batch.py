@@ -1,19 +1,18 @@
-"""Batch stages: --jobs, executors (local pool, Ray), folder/manifest inputs, --manifest, resume with --skip-existing."""
+"""Batch stages: --jobs, executors (local pool, Ray), folders and manifests, --manifest, --skip-existing."""
 
 from __future__ import annotations
 
 import csv
 import json
 import operator
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-
 from helpers import MAESTRO, run_maestro, write_midi
+
 from maestro_cli.batch.local import IN_FLIGHT_PER_WORKER, LocalExecutor
 from maestro_cli.protocols import BatchJob
 
