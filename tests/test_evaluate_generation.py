@@ -182,14 +182,14 @@ def fake_registries(monkeypatch, tmp_path, **stages):
 
 
 def test_roundtrip_scores_every_combination(monkeypatch, tmp_path, capsys):
-    from maestro_cli.metrics import roundtrip
+    from maestro_cli.cli.evaluate import run_roundtrip
     from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path,
                     generator={"echo": lambda o: EchoGenerator(tmp_path)},
                     renderer={"copy": lambda o: CopyRenderer()},
                     transcriber={"perfect": lambda o: CopyTranscriber(), "half": lambda o: CopyTranscriber(2)})
-    results = roundtrip.command(GenerationRequest(n=2, seconds=3.0), None, None, None, keep=tmp_path / "keep",
+    results = run_roundtrip(GenerationRequest(n=2, seconds=3.0), None, None, None, keep=tmp_path / "keep",
                                 as_json=True)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == results and len(results) == 2
@@ -198,22 +198,22 @@ def test_roundtrip_scores_every_combination(monkeypatch, tmp_path, capsys):
     assert perfect["note_f1"] == perfect["note_offset_f1"] == perfect["note_offset_velocity_f1"] == pytest.approx(1.0)
     assert half["note_f1"] == pytest.approx(2 / 3)  # precision 1, recall 1/2
     assert sorted(p.name for p in (tmp_path / "keep" / "echo" / "copy" / "half").iterdir()) == ["piece_00.mid", "piece_01.mid"]
-    only = roundtrip.command(GenerationRequest(n=1, seconds=2.0), None, None, ["half"], keep=None, as_json=False)
+    only = run_roundtrip(GenerationRequest(n=1, seconds=2.0), None, None, ["half"], keep=None, as_json=False)
     assert [r["transcriber"] for r in only] == ["half"]
     assert "note F1" in capsys.readouterr().out
 
 
 def test_roundtrip_needs_every_stage(monkeypatch, tmp_path):
     from maestro_cli.errors import NoBackendError, UsageError
-    from maestro_cli.metrics import roundtrip
+    from maestro_cli.cli.evaluate import run_roundtrip
     from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)}, renderer={},
                     transcriber={"perfect": lambda o: CopyTranscriber()})
     with pytest.raises(NoBackendError, match="no backend installed for stage 'renderer'"):
-        roundtrip.command(GenerationRequest(), None, None, None, keep=None, as_json=True)
+        run_roundtrip(GenerationRequest(), None, None, None, keep=None, as_json=True)
     with pytest.raises(UsageError, match="unknown generator backend 'nope'"):
-        roundtrip.command(GenerationRequest(), ["nope"], None, None, keep=None, as_json=True)
+        run_roundtrip(GenerationRequest(), ["nope"], None, None, keep=None, as_json=True)
 
 
 def test_roundtrip_cli_without_a_generator():
@@ -252,13 +252,13 @@ def test_roundtrip_cli_with_installed_backends(tmp_path):
 
 def test_roundtrip_real_renderer_and_transcriber(monkeypatch, tmp_path, capsys):
     """The installed default renderer and transcriber on a known melody: a real, imperfect but useful F1."""
-    from maestro_cli.metrics import roundtrip
+    from maestro_cli.cli.evaluate import run_roundtrip
     from maestro_cli.protocols import GenerationRequest
     from maestro_cli.registry import get_registry
 
     renderer, transcriber = get_registry("renderer").get(), get_registry("transcriber").get()
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)})
-    [row] = roundtrip.command(GenerationRequest(n=1, seconds=4.0), None, [renderer.name], [transcriber.name],
+    [row] = run_roundtrip(GenerationRequest(n=1, seconds=4.0), None, [renderer.name], [transcriber.name],
                               keep=None, as_json=True)
     assert (row["renderer"], row["transcriber"], row["pieces"]) == (renderer.name, transcriber.name, 1)
     assert 0.5 < row["note_f1"] <= 1  # 16 clean single notes: any working pair finds most of them
@@ -317,19 +317,19 @@ class BrokenTranscriber:
         raise RuntimeError("model weights missing")
 
 
-def test_roundtrip_reports_a_failing_backend_and_goes_on(monkeypatch, tmp_path, capsys):
+def test_roundtrip_reports_a_failing_backend_and_goes_on(monkeypatch, tmp_path, capsys, caplog):
     import typer
 
-    from maestro_cli.metrics import roundtrip
+    from maestro_cli.cli.evaluate import run_roundtrip
     from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)},
                     renderer={"copy": lambda o: CopyRenderer()},
                     transcriber={"broken": lambda o: BrokenTranscriber(), "perfect": lambda o: CopyTranscriber()})
     with pytest.raises(typer.Exit) as exit_info:
-        roundtrip.command(GenerationRequest(n=1, seconds=2.0), None, None, None, keep=None, as_json=True)
+        run_roundtrip(GenerationRequest(n=1, seconds=2.0), None, None, None, keep=None, as_json=True)
     assert exit_info.value.exit_code == 1
     captured = capsys.readouterr()
     [row] = [json.loads(line) for line in captured.out.splitlines()]
     assert row["transcriber"] == "perfect" and row["note_f1"] == pytest.approx(1.0)
-    assert "error: transcriber 'broken': RuntimeError: model weights missing" in captured.err
+    assert "error: transcriber 'broken': RuntimeError: model weights missing" in caplog.text

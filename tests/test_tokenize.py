@@ -376,7 +376,8 @@ class CountingTokenizer(PerformanceTokenizer):
         return super().encode(midi, composer)
 
 
-def test_cache_build_incremental(small_root, capsys):
+def test_cache_build_incremental(small_root, caplog):
+    caplog.set_level("INFO", logger="maestro_cli")
     tokenizer = CountingTokenizer()
     CountingTokenizer.calls = []
     written = tokenize_io.build_cache(tokenizer, small_root, None, jobs=1)
@@ -384,7 +385,7 @@ def test_cache_build_incremental(small_root, capsys):
     assert cache.parent.name.startswith("mini-maestro-") and cache.is_relative_to(Path(os.environ["MAESTRO_HOME"]))
     assert {p.name for p in written} == {"vocab.json", "train.u16", "train.index.json", "validation.u16",
                                          "validation.index.json", "test.u16", "test.index.json"}
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "corrupt.midi: not a readable MIDI file" in err and "empty.midi: MIDI file has no notes" in err
     assert "tokenized 5 files, 0 unchanged, 2 skipped" in err
     assert len(CountingTokenizer.calls) == 7
@@ -404,7 +405,7 @@ def test_cache_build_incremental(small_root, capsys):
     CountingTokenizer.calls = []
     tokenize_io.build_cache(tokenizer, small_root, None, jobs=1)
     assert CountingTokenizer.calls == ["corrupt.midi", "empty.midi"]  # only the failures are retried
-    assert "tokenized 0 files, 5 unchanged, 2 skipped" in capsys.readouterr().err
+    assert "tokenized 0 files, 5 unchanged, 2 skipped" in caplog.text
     again, index_again = tokenize_io.load_cache(cache, "train")
     assert np.array_equal(again, array) and index_again == index
 

@@ -129,10 +129,20 @@ def roundtrip(
     One row per backend combination: mean note F1 (onset 50 ms), with offsets, with offsets and velocity
     (mir_eval, sustain applied to the generated MIDI). Prints a table, or one JSON object per combination.
     """
-    from maestro_cli.metrics import roundtrip as rt
     from maestro_cli.protocols import GenerationRequest
 
     request = GenerationRequest(composer=composer, n=n, seconds=seconds, seed=seed, checkpoint=checkpoint)
+    run_roundtrip(request, generators, renderers, transcribers, keep=keep, as_json=as_json)
+
+
+def run_roundtrip(request, generators: list[str] | None, renderers: list[str] | None,
+                  transcribers: list[str] | None, *, keep: Path | None, as_json: bool) -> list[dict[str, Any]]:
+    """Every (generator, renderer, transcriber) combination: JSON lines as they finish, or a table at the end.
+
+    Exits with code 1 (after printing the combinations that worked) when any backend failed.
+    """
+    from maestro_cli.metrics import roundtrip as rt
+
     names = {stage: rt.backend_names(stage, chosen)
              for stage, chosen in zip(rt.STAGES, (generators, renderers, transcribers))}
     results: list[dict[str, Any]] = []
@@ -147,6 +157,7 @@ def roundtrip(
         _roundtrip_table(results)
     if failures:
         raise typer.Exit(1)
+    return results
 
 
 def check_new_output(path: Path | None, overwrite: bool) -> None:
