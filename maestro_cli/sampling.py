@@ -2,9 +2,11 @@
 
 :class:`NoteHold` ends stuck notes while sampling. A model with a finite context loses track of a note whose
 note-on slid out of its window (and even inside the window it sometimes never emits the note-off), so a key
-can sound for the rest of a piece. The constraint follows every row's sounding notes and clock; once a note
-has sounded longer than ``hazard_s``, the log-odds of its note-off grow by ``slope`` per second held; at
-``max_hold_s`` the note-off is forced before time may advance, and no time shift may carry a note past it.
+can sound for the rest of a piece. The constraint follows every row's sounding notes and clock. Once a note
+has sounded longer than ``hazard_s``, its note-off gets at least the log-probability of the most likely event
+minus :data:`FLOOR`, a floor that rises by ``slope`` nats per second held (the model's own probability of the
+note-off may be vanishingly small, so a bias added to it would not do); at ``max_hold_s`` the note-off is
+forced before time may advance, and no time shift may carry a note past it.
 
 The default thresholds come from MAESTRO v3 train pieces (5.66 M notes, sustain pedal folded into the
 durations as the tokens encode them): 99.5 % of notes end within 4.9 s, 99.9 % within 9.8 s.
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 from maestro_cli import events
 
-#: Hazard onset and hard cap (seconds), and the extra note-off log-odds per second beyond the onset.
+#: Hazard onset and hard cap (seconds); the note-off floor below the top event at the onset, and its rise per second.
 HAZARD_S = 4.0
 MAX_HOLD_S = 12.0
-SLOPE = 1.5
+FLOOR = 6.0
+SLOPE = 2.0
 
 
 class NoteHold:
@@ -54,12 +57,14 @@ class NoteHold:
         return torch.where(self.onset >= 0, self.now[:, None] - self.onset, -1)
 
     def apply(self, logits):
-        """Raise the note-off logits of long notes; force the note-off of notes at the cap."""
+        """Raise the note-off logits of long notes to the rising floor; force the note-off of notes at the cap."""
         import torch
 
         held = self.held()
+        top = logits[:, :events.NUM_EVENTS].max(dim=1, keepdim=True).values
+        floor = top - FLOOR + (held - self.hazard) * self.slope
         offs = logits[:, events.NOTE_OFF:events.TIME_SHIFT]
-        offs += torch.where(held >= self.hazard, (held - self.hazard) * self.slope, 0.0)
+        offs.copy_(torch.where(held >= self.hazard, torch.maximum(offs, floor), offs))
         longest = held.max(dim=1).values
         if bool((longest < 0).all()):
             return logits

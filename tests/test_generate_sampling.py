@@ -11,7 +11,7 @@ import torch
 
 from maestro_cli import events
 from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions
-from maestro_cli.sampling import NoteHold
+from maestro_cli.sampling import FLOOR, NoteHold
 from maestro_cli.stages.generate import GenerationRequest, fresh_seed
 from tests.helpers import run_maestro
 
@@ -31,8 +31,10 @@ def test_note_hold_raises_then_forces_the_note_off():
     hold = NoteHold(1, max_hold_s=2.0, hazard_s=1.0, slope=2.0)
     for token in (events.NOTE_ON + 60, events.TIME_SHIFT + 99, events.TIME_SHIFT + 49):  # 1.5 s held
         hold.update(torch.tensor([token]))
-    logits = hold.apply(torch.zeros(1, events.VOCAB_SIZE))
-    assert logits[0, events.NOTE_OFF + 60] == pytest.approx(1.0)  # 0.5 s past the hazard onset x 2 per second
+    start = torch.zeros(1, events.VOCAB_SIZE)
+    start[0, events.NOTE_OFF + 60] = -20.0  # the model would never end it
+    logits = hold.apply(start)
+    assert logits[0, events.NOTE_OFF + 60] == pytest.approx(-FLOOR + 1.0)  # floor: 0.5 s past onset x 2 per s
     assert logits[0, events.NOTE_OFF + 61] == 0
     shifts = logits[0, events.TIME_SHIFT:events.VELOCITY]
     assert torch.isfinite(shifts[:50]).all() and torch.isinf(shifts[50:]).all()  # no shift past 2.0 s
