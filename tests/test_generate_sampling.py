@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,15 @@ from maestro_cli import events
 from maestro_cli.backends.transformer import TransformerGenerator, TransformerOptions
 from maestro_cli.sampling import FLOOR, NoteHold
 from maestro_cli.stages.generate import GenerationRequest, fresh_seed
-from tests.helpers import run_maestro
+from tests.helpers import Result
 
 torch.set_num_threads(1)
+
+
+def maestro(*args: str) -> Result:
+    """The CLI of this checkout (``python -m maestro_cli``) in a subprocess."""
+    proc = subprocess.run([sys.executable, "-m", "maestro_cli", *args], capture_output=True, text=True, timeout=300)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def generate(max_hold: float = 12.0, **kwargs) -> list[bytes]:
@@ -53,11 +61,12 @@ def test_shipped_model_holds_no_note_past_the_cap():
 
 
 def test_guidance_one_is_the_plain_path_and_other_weights_change_the_music():
-    plain = generate()
-    assert generate(guidance=1.0) == plain
-    assert generate(guidance=3.0) != plain
+    short = dict(n=1, seconds=2.0)
+    plain = generate(**short)
+    assert generate(guidance=1.0, **short) == plain
+    assert generate(guidance=3.0, **short) != plain
     # W = 0 keeps only the unconditional stream: the same music as the `unknown` composer, sampled alone
-    assert generate(guidance=0.0) == generate(composer=None)
+    assert generate(guidance=0.0, **short) == generate(composer=None, **short)
 
 
 def test_fresh_seed_avoids_existing_names(tmp_path, monkeypatch):
@@ -70,7 +79,7 @@ def test_fresh_seed_avoids_existing_names(tmp_path, monkeypatch):
 def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
     runs = []
     for _ in range(2):
-        result = run_maestro("generate", "-c", "chopin", "--seconds", "1", "--json", "--out-dir", str(tmp_path),
+        result = maestro("generate", "-c", "chopin", "--seconds", "1", "--json", "--out-dir", str(tmp_path),
                              "-o", "threads=1")
         assert result.code == 0, result.stderr
         record = json.loads(result.stdout)
@@ -78,7 +87,7 @@ def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
         assert Path(record["path"]).name == f"chopin_seed{record['seed']}_00.mid"
         runs.append(record)
     assert runs[0]["seed"] != runs[1]["seed"] and runs[0]["path"] != runs[1]["path"]
-    again = run_maestro("generate", "-c", "chopin", "--seconds", "1", "--seed", str(runs[0]["seed"]),
+    again = maestro("generate", "-c", "chopin", "--seconds", "1", "--seed", str(runs[0]["seed"]),
                         "--out-dir", str(tmp_path / "again"), "-o", "threads=1")
     assert again.code == 0 and "seed" not in again.stderr
     assert Path(again.stdout.strip()).read_bytes() == Path(runs[0]["path"]).read_bytes()
