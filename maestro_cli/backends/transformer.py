@@ -81,8 +81,10 @@ class TransformerGenerator:
         prompt = [events.composer_token(composer), events.START, *primer[-context:].tolist()]
         device = next(model.parameters()).device
         prompts = torch.tensor([prompt] * request.n, device=device)
-        unconditional = prompts.clone()
-        unconditional[:, 0] = events.composer_token(events.UNKNOWN)
+        unconditional = None
+        if composer != events.UNKNOWN:  # classifier-free guidance contrasts the composer with `unknown`
+            unconditional = prompts.clone()
+            unconditional[:, 0] = events.composer_token(events.UNKNOWN)
         hold = None
         if self.options.max_hold > 0:
             hold = NoteHold(request.n, self.options.max_hold, device=device)
