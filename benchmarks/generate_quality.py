@@ -95,16 +95,16 @@ def main() -> None:
     console.print(table)
 
     model, n_train = train(args.dataset)
-    composer = {"real test excerpts": accuracy(model, *split_excerpts(args.dataset, "test", 4))}
+    composer = {"real test": accuracy(model, *split_excerpts(args.dataset, "test", 4))}
     for label, run in runs.items():
         if label.startswith("max_hold"):
             X = np.array([features(p) for c in COMPOSERS for p in run[c] if len(p) >= 20])
             y = np.array([i for i, c in enumerate(COMPOSERS) for p in run[c] if len(p) >= 20])
-            composer[f"generated, {label.split(', ')[1]}"] = accuracy(model, X, y)
+            composer[f"generated, W={label.split('guidance ')[1]}"] = accuracy(model, X, y)
     table = Table(title=f"composer classifier accuracy (trained on {n_train} real train excerpts of 30 s)")
-    for column in ("excerpts", "n", *COMPOSERS, "all", "vs real"):
+    for column in ("excerpts", "n", *COMPOSERS, "all", "/ real"):
         table.add_column(column, justify="left" if column == "excerpts" else "right")
-    real = composer["real test excerpts"]["accuracy"]
+    real = composer["real test"]["accuracy"]
     for label, row in composer.items():
         table.add_row(label, str(row["n"]), *[f"{row['per_composer'].get(c, 0):.0%}" for c in COMPOSERS],
                       f"{row['accuracy']:.1%}", f"{row['accuracy'] / real:.0%}")
