@@ -49,6 +49,7 @@ class GenerationRequest:
     seed: int = 0
     primer: Path | None = None
     checkpoint: Path | None = None
+    guidance: float = 1.0  # classifier-free guidance weight (1: plain conditional sampling)
 
 
 @dataclass(frozen=True)

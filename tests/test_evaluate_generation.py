@@ -204,8 +204,8 @@ def test_roundtrip_scores_every_combination(monkeypatch, tmp_path, capsys):
 
 
 def test_roundtrip_needs_every_stage(monkeypatch, tmp_path):
-    from maestro_cli.errors import NoBackendError, UsageError
     from maestro_cli.cli.evaluate import run_roundtrip
+    from maestro_cli.errors import NoBackendError, UsageError
     from maestro_cli.protocols import GenerationRequest
 
     fake_registries(monkeypatch, tmp_path, generator={"echo": lambda o: EchoGenerator(tmp_path)}, renderer={},

@@ -16,6 +16,7 @@ DEFAULT_MODEL = "maestro-transformer"
 class TransformerOptions:
     device: str = "auto"
     threads: int = 2  # torch CPU threads (0: torch's default)
+    max_hold: float = 12.0  # seconds a note may sound at most (0: no limit); see maestro_cli.models.sampling
 
 
 def passive_openmp() -> None:
@@ -54,6 +55,7 @@ class TransformerGenerator:
         from maestro_cli.data.composers import resolve_composer
         from maestro_cli.errors import MaestroError
         from maestro_cli.models.runtime import pick_device
+        from maestro_cli.models.sampling import NoteHold
         from maestro_cli.models.transformer_train import load_model
         from maestro_cli.tokens import performance as events
 
@@ -80,6 +82,15 @@ class TransformerGenerator:
         prompt = [events.composer_token(composer), events.START, *primer[-context:].tolist()]
         device = next(model.parameters()).device
         prompts = torch.tensor([prompt] * request.n, device=device)
+        unconditional = None
+        if composer != events.UNKNOWN:  # classifier-free guidance contrasts the composer with `unknown`
+            unconditional = prompts.clone()
+            unconditional[:, 0] = events.composer_token(events.UNKNOWN)
+        hold = None
+        if self.options.max_hold > 0:
+            hold = NoteHold(request.n, self.options.max_hold, device=device)
+            for column in prompts[:, 2:].T:  # the primer's notes may still sound
+                hold.update(column)
         generator = torch.Generator(device=device).manual_seed(request.seed)
         limit = round(request.seconds * events.STEPS_PER_SECOND)
         elapsed = torch.zeros(request.n, dtype=torch.long, device=device)
@@ -91,7 +102,8 @@ class TransformerGenerator:
 
         banned = [events.PAD, events.START, *range(events.COMPOSER, events.VOCAB_SIZE)]
         new = model.generate(prompts, max_new=int(request.seconds * 200) + 64, temperature=request.temperature,
-                             top_k=request.top_k, top_p=request.top_p, generator=generator, banned=banned, stop=stop)
+                             top_k=request.top_k, top_p=request.top_p, generator=generator, banned=banned, stop=stop,
+                             unconditional=unconditional, guidance=request.guidance, constraint=hold)
         pieces = []
         for tokens in new:
             body = [t for t in tokens if t != events.END]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from maestro_cli.cli.io import emit
+from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import BACKEND, JSON, OPTIONS, OUT_DIR, OVERWRITE
 from maestro_cli.outputs import atomic_write_bytes, output_path
 from maestro_cli.protocols import GenerationRequest
@@ -23,7 +24,11 @@ def command(
     temperature: float = typer.Option(1.0, "--temperature", min=0.01, help="Sampling temperature."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely events."),
     top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; same seed and arguments give identical MIDI."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Random seed; same seed and arguments give identical MIDI (default: a "
+                                            "fresh seed per run, reported on stderr)."),
+    guidance: float = typer.Option(1.0, "--guidance", min=0.0,
+                                   help="Classifier-free guidance weight W for --composer (1: plain conditional)."),
     primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model folder or checkpoint file (default: the shipped model)."),
     out_dir: Optional[Path] = OUT_DIR,
@@ -34,9 +39,20 @@ def command(
 ) -> None:
     """Generate new expressive piano performances as MIDI files; prints their paths."""
     generator = get_backend("generator", backend).create(options or [])
-    request = GenerationRequest(composer, n, seconds, temperature, top_k, top_p, seed, primer, checkpoint)
-    stem = f"{(composer or 'any').lower().replace(' ', '_')}_seed{seed}"
-    targets = [output_path(Path(f"{stem}_{i:02d}"), ".mid", out_dir, None, overwrite) for i in range(n)]
+    name = (composer or "any").lower().replace(" ", "_")
+    if seed is None:
+        seed = fresh_seed(name, n, out_dir or Path.cwd())
+        console.print(f"seed {seed} (pass --seed {seed} to reproduce)")
+    request = GenerationRequest(composer, n, seconds, temperature, top_k, top_p, seed, primer, checkpoint, guidance)
+    targets = [output_path(Path(f"{name}_seed{seed}_{i:02d}"), ".mid", out_dir, None, overwrite) for i in range(n)]
     for target, midi in zip(targets, generator.generate(request)):
         atomic_write_bytes(target, midi)
-        emit(target, as_json)
+        emit({"path": str(target), "seed": seed} if as_json else target, as_json)
+
+
+def fresh_seed(name: str, n: int, folder: Path) -> int:
+    """A random seed below 2**31 whose output names (``<name>_seed<S>_<i>.mid``) are all free in ``folder``."""
+    while True:
+        seed = secrets.randbelow(2**31)
+        if not any((folder / f"{name}_seed{seed}_{i:02d}.mid").exists() for i in range(n)):
+            return seed

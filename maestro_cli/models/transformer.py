@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn as nn
@@ -166,21 +166,26 @@ class Transformer(nn.Module):
     def generate(self, prompts: torch.Tensor, max_new: int, *, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, generator: torch.Generator | None = None,
                  banned: list[int] | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 use_cache: bool = True, keep: int = 1) -> list[list[int]]:
+                 use_cache: bool = True, keep: int = 1, unconditional: torch.Tensor | None = None,
+                 guidance: float = 1.0, constraint: Constraint | None = None) -> list[list[int]]:
         """Sample up to ``max_new`` tokens after each prompt row (prompts: (B, T), same length).
 
         ``banned`` ids are never sampled. ``stop(tokens)`` gets the last sampled column (B,) and returns a bool
         mask of rows that are finished after it; finished rows stop growing. When the context fills up, the
         first ``keep`` tokens (the composer token) and the most recent half window are re-encoded.
-        Returns the new tokens of each row (prompt excluded).
+        Classifier-free guidance: with ``unconditional`` prompts (B, T) and ``guidance`` W != 1, both streams run
+        as one batch of 2B rows sharing every sampled token, and the logits are ``u + W * (c - u)``; W = 1 runs
+        the conditional stream alone. A ``constraint`` adjusts the logits before sampling and sees every
+        sampled column. Returns the new tokens of each row (prompt excluded).
         """
         self.eval()
         B, device = prompts.size(0), prompts.device
         limit = self.config.max_seq_len
-        seq = prompts
+        guided = unconditional is not None and guidance != 1.0
+        seq = torch.cat([prompts, unconditional]) if guided else prompts
         out: list[list[int]] = [[] for _ in range(B)]
         done = torch.zeros(B, dtype=torch.bool, device=device)
-        cache = KVCache(self.config, B, limit, device) if use_cache else None
+        cache = KVCache(self.config, seq.size(0), limit, device) if use_cache else None
         pending = seq  # tokens not yet seen by the model
         for _ in range(max_new):
             if seq.size(1) > limit:  # slide: keep the composer token and the most recent half context
@@ -189,9 +194,16 @@ class Transformer(nn.Module):
                 if cache is not None:
                     cache.length = 0
             logits = self(pending, cache)[:, -1] if cache is not None else self(seq)[:, -1]
+            if guided:
+                logits = logits[B:] + guidance * (logits[:B] - logits[B:])
+            if constraint is not None:
+                logits = constraint.apply(logits.float())
             nxt = sample(logits, temperature, top_k, top_p, generator, banned)
-            seq = torch.cat([seq, nxt[:, None]], dim=1)
-            pending = nxt[:, None]
+            if constraint is not None:
+                constraint.update(nxt)
+            column = torch.cat([nxt, nxt]) if guided else nxt
+            seq = torch.cat([seq, column[:, None]], dim=1)
+            pending = column[:, None]
             for row in torch.nonzero(~done).flatten().tolist():
                 out[row].append(int(nxt[row]))
             if stop is not None:
@@ -199,6 +211,14 @@ class Transformer(nn.Module):
             if bool(done.all()):
                 break
         return out
+
+
+class Constraint(Protocol):
+    """Sampling-time rule over token ids: adjusts logits (B, V) and follows the sampled tokens (B,)."""
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+    def update(self, tokens: torch.Tensor) -> None: ...
 
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
