@@ -219,3 +219,35 @@ def canonical_performance(estimate: Reference, reference: Reference, tolerance: 
 
     return Reference([(label, score_id, snap(perf)) for label, score_id, perf in estimate.items])
 
+
+
+def reference_points(path: Path | str, score: Path | str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(score time, performance time) of the matched notes of a note-level reference, one per score onset
+    (the median performance onset), for evaluating a time map. A match file needs the ``score`` (its notes'
+    ids and times at the score's tempo; as written or unfolded, whichever holds the file's ids)."""
+    from maestro_cli.note_matching import longest_increasing
+
+    path = Path(path)
+    pairs: list[tuple[float, float]] = []
+    if path.read_text(encoding="utf-8", errors="replace").startswith(",".join(CSV_COLUMNS[:2])):
+        for row in csv.DictReader(path.open(encoding="utf-8")):
+            if row.get("status") == "match":
+                pairs.append((float(row["score_onset_s"]), float(row["perf_onset_s"])))
+    else:
+        if score is None:
+            raise MaestroError("a match-file reference for a time map needs --score (to time its score notes)", path)
+        from maestro_cli.symbolic.scores import score_variants
+
+        reference = read_reference(path)
+        wanted = reference.score_ids
+        variant = max(score_variants(score), key=lambda v: len(wanted & set(v.notes["id"])))
+        times = dict(zip(variant.notes["id"], variant.notes["start_s"]))
+        pairs = [(float(times[s]), perf[1]) for label, s, perf in reference.items
+                 if label == "match" and s in times and perf is not None]
+    if len(pairs) < 2:
+        raise MaestroError("reference holds fewer than two matched notes", path)
+    s, p = np.asarray(pairs).T
+    onsets, inverse = np.unique(np.round(s, 4), return_inverse=True)
+    medians = np.array([np.median(p[inverse == k]) for k in range(len(onsets))])
+    keep = longest_increasing(medians)
+    return onsets[keep], medians[keep]

@@ -1,4 +1,5 @@
-"""Metric set ``alignment``: error of an estimated alignment at reference points (``maestro evaluate alignment``)."""
+"""Metric set ``alignment`` (``maestro evaluate alignment``): error of an estimated time map at reference points,
+or, for note-level alignments (match files, notes CSVs), P/R/F of matched pairs, deletions and insertions."""
 
 from __future__ import annotations
 
@@ -8,14 +9,29 @@ from maestro_cli.hookspecs import hookimpl
 
 
 class AlignmentMetrics:
-    """mean / median / p90 absolute error and % within 25/50/100/200 ms."""
+    """mean / median / p90 absolute error and % within 25/50/100/200 ms; note-level P/R/F."""
 
-    def evaluate(self, ref: list[Path], est: Path, plot: Path | None = None, as_json: bool = False) -> dict:
+    def evaluate(self, ref: list[Path], est: Path, plot: Path | None = None, as_json: bool = False,
+                 score: Path | None = None) -> dict:
         from maestro_cli import alignment_metrics as metrics
+        from maestro_cli.align.notes import is_note_alignment, read_reference
         from maestro_cli.alignment_io import read_alignment
         from maestro_cli.cliutil import emit
 
-        ref_score, ref_performance = metrics.load_reference(list(ref))
+        note_level = len(ref) == 1 and is_note_alignment(ref[0])
+        if note_level and is_note_alignment(est):
+            summary = metrics.note_alignment_scores(read_reference(est), read_reference(ref[0]))
+            if as_json:
+                emit({"ref": [str(path) for path in ref], "est": str(est), **summary}, as_json=True)
+            else:
+                _print_table(summary)
+            return summary
+        if note_level:
+            from maestro_cli.align.notes import reference_points
+
+            ref_score, ref_performance = reference_points(ref[0], score)
+        else:
+            ref_score, ref_performance = metrics.load_reference(list(ref))
         est_score, est_performance, _ = read_alignment(est)
         errors = metrics.alignment_errors(ref_score, ref_performance, est_score, est_performance)
         summary = metrics.summarize(errors)

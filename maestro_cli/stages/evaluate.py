@@ -29,13 +29,21 @@ def transcription(
 
 @app.command("alignment")
 def alignment(
-    ref: List[Path] = typer.Option(..., "--ref", help="Reference CSV, or score + performance annotation files (ASAP)."),
-    est: Path = typer.Option(..., "--est", help="Estimated alignment CSV."),
+    ref: List[Path] = typer.Option(..., "--ref", help=(
+        "Reference CSV, score + performance annotation files (ASAP), or a match file / notes CSV.")),
+    est: Path = typer.Option(..., "--est", help="Estimated alignment CSV, or a notes CSV / match file."),
+    score: Optional[Path] = typer.Option(None, "--score", help=(
+        "The score, to time a match-file reference's score notes when the estimate is a time map.")),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write an error-per-point PNG."),
     as_json: bool = JSON,
 ) -> None:
-    """Alignment error at reference points: mean, median, p90, % within 25/50/100/200 ms."""
-    get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est, plot=plot, as_json=as_json)
+    """Alignment error at reference points: mean, median, p90, % within 25/50/100/200 ms.
+
+    With a note-level reference and estimate (match files, notes CSVs): precision, recall and F-measure of
+    matched (score note, performance note) pairs, of deletions and of insertions.
+    """
+    get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est, plot=plot, as_json=as_json,
+                                                           score=score)
 
 
 @app.command("generation")

@@ -116,11 +116,14 @@ def _load_part(path: Path, fmt: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            score = loaders[fmt](str(path))
+            score = loaders[fmt](str(path), **({} if fmt == "mei" else {"force_note_ids": "keep"}))
             parts = list(score.parts)
             if not parts:
                 raise ValueError("no parts")
-            return parts[0] if len(parts) == 1 else pt.score.merge_parts(parts)
+            part = parts[0] if len(parts) == 1 else pt.score.merge_parts(parts)
+            for number, note in enumerate(part.notes):  # ids the file does not give: n<k> in reading order
+                note.id = note.id or f"n{number}"
+            return part
     except MaestroError:
         raise
     except Exception as exc:  # noqa: BLE001 - lxml, partitura and the kern/MEI parsers raise many types
