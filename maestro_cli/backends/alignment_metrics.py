@@ -24,7 +24,7 @@ class AlignmentMetrics:
             if as_json:
                 emit({"ref": [str(path) for path in ref], "est": str(est), **summary}, as_json=True)
             else:
-                _print_table(summary)
+                _print_note_table(summary)
             return summary
         if note_level:
             from maestro_cli.align.notes import reference_points
@@ -52,6 +52,20 @@ def _print_table(summary: dict) -> None:
     for key in summary:
         table.add_column(key.replace("_", " "), justify="right")
     table.add_row(*(str(value) if isinstance(value, int) else f"{value:.1f}" for value in summary.values()))
+    Console(width=160).print(table)
+
+
+def _print_note_table(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, caption=f"{summary['score_notes']} score notes in the reference, "
+                  f"{summary['unscored']} estimated score notes it does not mention (not scored)")
+    for column in ("", "precision", "recall", "F", "estimated", "reference"):
+        table.add_column(column, justify="right")
+    for label in ("match", "deletion", "insertion"):
+        table.add_row(label, *(f"{summary[f'{label}_{key}']:.3f}" for key in ("precision", "recall", "f")),
+                      str(summary[f"{label}_est"]), str(summary[f"{label}_ref"]))
     Console(width=160).print(table)
 
 
