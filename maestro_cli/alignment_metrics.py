@@ -106,12 +106,13 @@ def plot_errors(ref_performance: np.ndarray, errors: np.ndarray, target: Path) -
     plt.close(fig)
 
 
-def note_alignment_scores(estimate, reference) -> dict[str, float]:
+def note_alignment_scores(estimate, reference, tolerance: float = 0.01) -> dict[str, float]:
     """Precision, recall and F-measure of matched (score note, performance note) pairs, of deletions and of
     insertions, as in the note-alignment literature (parangonar's ``fscore_alignments``).
 
     ``estimate`` and ``reference`` are :class:`maestro_cli.align.notes.Reference`; the estimate's performance
-    notes are first identified with the reference's (same pitch, onsets within 10 ms). Score notes the
+    notes are first identified with the reference's (same pitch, onsets within ``tolerance`` s: 10 ms for the
+    same MIDI read by two tools, more for transcribed notes against the played MIDI). Score notes the
     reference does not mention at all (e.g. unison duplicates it leaves out) are not scored.
     """
     from maestro_cli.align.notes import STATUSES, Reference, canonical_performance
@@ -119,7 +120,7 @@ def note_alignment_scores(estimate, reference) -> dict[str, float]:
     known = reference.score_ids
     scored = [item for item in estimate.items if item[1] is None or item[1] in known]
     out: dict[str, float] = {"score_notes": len(known), "unscored": len(estimate.items) - len(scored)}
-    estimate = canonical_performance(Reference(scored), reference)
+    estimate = canonical_performance(Reference(scored), reference, tolerance)
     for label in STATUSES:
         predicted = {item for item in estimate.items if item[0] == label}
         truth = {item for item in reference.items if item[0] == label}
