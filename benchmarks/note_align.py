@@ -35,8 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 LABELS = ("match", "deletion", "insertion")
 
 
+REUSE = False  # --reuse: keep outputs of an earlier run (CPU time then not measured)
+
+
 def align(performance: Path, score: Path, backend: str, out: Path, out_format: str) -> tuple[float, bool, str]:
     """CPU seconds, success and stderr of one ``maestro align`` process."""
+    if REUSE and out.is_file():
+        return 0.0, True, ""
     command = [sys.executable, "-m", "maestro_cli", "align", str(performance), "--score", str(score), "-b", backend,
                "--format", out_format, "-o", str(out), "--overwrite"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -138,16 +143,35 @@ def asap(root: Path, work: Path, console: Console, per_piece: int) -> list[dict]
 
 
 def midi_to_xml_seconds(times: np.ndarray, midi: np.ndarray, xml: np.ndarray) -> tuple[np.ndarray, float]:
-    """MIDI-score seconds -> MusicXML-score seconds via quarters; also the share of MIDI notes that coincide."""
-    quarters = _interp(times, midi["start_s"], midi["onset_quarters"])
-    keys = {(int(p), round(float(q), 3)) for p, q in zip(xml["pitch"], xml["onset_quarters"])}
-    candidates = {round(float(x - m), 3) for x in xml["onset_quarters"][:30] for m in midi["onset_quarters"][:30]}
+    """MIDI-score seconds -> MusicXML-score seconds through corresponding onsets of the two scores; also the
+    share of MIDI-score onsets whose chord is identical in the MusicXML score.
 
-    def hits(offset):
-        return sum((int(p), round(float(q) + offset, 3)) in keys for p, q in zip(midi["pitch"], midi["onset_quarters"]))
+    The onsets correspond along a DTW between the two onset sequences (cost: 1 - Jaccard similarity of their
+    pitch sets), so a repeat written out differently or a pickup bar shifts nothing after it.
+    """
+    m_times, m_sets = _chords(midi)
+    x_times, x_sets = _chords(xml)
+    cost = np.array([[1 - len(a & b) / len(a | b) for b in x_sets] for a in m_sets])
+    n, k = cost.shape
+    acc = np.full((n + 1, k + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, k + 1):
+            acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    i, j, pairs = n, k, []
+    while i > 0 and j > 0:
+        if cost[i - 1, j - 1] == 0:
+            pairs.append((m_times[i - 1], x_times[j - 1]))
+        step = int(np.argmin([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]]))
+        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
+    pairs = np.array(sorted(pairs))
+    return _interp(times, pairs[:, 0], pairs[:, 1]), len(pairs) / n
 
-    offset = max(sorted(candidates), key=hits)
-    return _interp(quarters + offset, xml["onset_quarters"], xml["start_s"]), hits(offset) / len(midi)
+
+def _chords(notes: np.ndarray) -> tuple[np.ndarray, list[set]]:
+    """Distinct onset times (seconds) and the pitch set at each."""
+    times, inverse = np.unique(np.round(notes["start_s"], 4), return_inverse=True)
+    return times, [set(notes["pitch"][inverse == k].tolist()) for k in range(len(times))]
 
 
 def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -160,10 +184,13 @@ def main() -> None:
     parser.add_argument("--backends", default="dtw,parangonar", help="comma-separated aligners for Vienna 4x22")
     parser.add_argument("--per-piece", type=int, default=0, help="ASAP: at most N performances per piece (0: all)")
     parser.add_argument("--no-asap", action="store_true", help="only the Vienna 4x22 part")
+    parser.add_argument("--reuse", action="store_true", help="keep the alignments of an earlier run in --work")
     parser.add_argument("--shared", type=Path,
                         default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-note-align")
     args = parser.parse_args()
+    global REUSE
+    REUSE = args.reuse
     console = Console(stderr=True, width=200)
     args.work.mkdir(parents=True, exist_ok=True)
     notes = vienna(args.shared / "vienna4x22", args.backends.split(","), args.work, console)
