@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements/constraints.txt
-PLUGINS := plugins/maestro-basic-pitch plugins/maestro-synctoolbox plugins/maestro-fluidsynth plugins/maestro-ray
+PLUGINS := plugins/maestro-basic-pitch plugins/maestro-synctoolbox plugins/maestro-fluidsynth plugins/maestro-ray \
+	plugins/maestro-parangonar
 DEMO_DIR ?= demo-output
 
 .PHONY: install demo test bench clean

@@ -18,10 +18,12 @@ class Alignment:
     score_times: Any  # 1-D float array, seconds
     performance_times: Any  # 1-D float array, seconds
     info: dict = field(default_factory=dict)  # backend, feature_rate, confidence, ...
+    score: Any = None  # the maestro_cli.symbolic.scores.Score aligned (as written or unfolded), if known
+    notes: Any = None  # a maestro_cli.align.notes.NoteAlignment, for backends that match notes
 
 
 class Aligner(Protocol):
-    """Aligns a performance (audio or MIDI) to a score MIDI."""
+    """Aligns a performance (audio or MIDI) to a score file (MusicXML, .mxl, MEI, kern or MIDI)."""
 
     def align(self, performance: Path, score: Path, *, kind: str) -> Alignment:
         """``kind`` is "audio" or "midi" (detected from the file's content by the stage)."""

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from maestro_cli.models.onsets_frames_data import DataConfig, build_held_out
 from maestro_cli.models import onsets_frames_train as oft
 from maestro_cli.models.onsets_frames import load_model
+from maestro_cli.models.onsets_frames_data import DataConfig, build_held_out
 from maestro_cli.models.runtime import find_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

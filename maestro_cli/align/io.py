@@ -1,4 +1,5 @@
-"""Alignment files: CSV ``score_time_s,performance_time_s`` + JSON sidecar, JSON, and the re-timed score MIDI.
+"""Alignment files: CSV ``score_time_s,performance_time_s`` + JSON sidecar, JSON, the re-timed score MIDI,
+and the note-level notes CSV (+ sidecar) and match file (:mod:`maestro_cli.align.notes`).
 
 Also tells audio from MIDI by the file's first bytes, not its name.
 """
@@ -17,7 +18,7 @@ from maestro_cli.errors import MaestroError
 from maestro_cli.outputs import atomic_output, atomic_write_bytes, output_path
 
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
-_EXTENSIONS = {"csv": ".csv", "json": ".json", "midi": ".mid"}
+_EXTENSIONS = {"csv": ".csv", "json": ".json", "midi": ".mid", "notes": ".notes.csv", "match": ".match"}
 CSV_HEADER = ("score_time_s", "performance_time_s")
 
 
@@ -66,21 +67,38 @@ def write_alignment(result: Any, performance: Path, score: Path, out_format: str
     """Write ``result`` (an :class:`~maestro_cli.protocols.Alignment`); default name
     ``<performance stem>.aligned.<ext>`` in the current directory. Returns the path written."""
     if out_format not in _EXTENSIONS:
-        raise MaestroError(f"unknown alignment format '{out_format}' (csv, json, midi)")
+        raise MaestroError(f"unknown alignment format '{out_format}' (csv, json, midi, notes, match)")
     s, p = _checked(result.score_times, result.performance_times)
+    if out_format in ("notes", "match") and getattr(result, "notes", None) is None:
+        raise MaestroError(f"backend '{result.info.get('backend')}' gives no note-level alignment", performance)
     target = output_path(Path(performance), ".aligned" + _EXTENSIONS[out_format], out_file=out_file,
                          overwrite=overwrite)
     meta = metadata(result, performance, score)
-    if out_format == "csv":
+    if out_format in ("csv", "notes"):
+        from maestro_cli.align.notes import format_csv as format_notes
+
         sidecar = sidecar_path(target)
         if sidecar.exists() and not overwrite:
             raise MaestroError("output exists; use --overwrite to replace it", sidecar)
-        atomic_write_bytes(target, format_csv(s, p).encode())
+        atomic_write_bytes(target, (format_csv(s, p) if out_format == "csv" else format_notes(result.notes)).encode())
         atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + "\n").encode())
+    elif out_format == "match":
+        from maestro_cli.align.notes import match_text
+
+        atomic_write_bytes(target, match_text(result.notes, performance).encode())
     elif out_format == "json":
         record = {**meta, "score_time_s": [round(float(x), 6) for x in s],
                   "performance_time_s": [round(float(x), 6) for x in p]}
         atomic_write_bytes(target, (json.dumps(record) + "\n").encode())
+    elif getattr(result, "score", None) is not None and result.score.format != "midi":
+        import tempfile
+
+        from maestro_cli.symbolic.scores import write_midi
+
+        with tempfile.TemporaryDirectory() as folder:
+            midi = Path(folder) / "score.mid"
+            write_midi(result.score, midi)
+            retime_midi(midi, s, p, target)
     else:
         retime_midi(score, s, p, target)
     return target

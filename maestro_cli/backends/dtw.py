@@ -21,7 +21,7 @@ class DTWOptions:
 
 
 class DTWAligner:
-    """Aligns audio or MIDI performances to a score MIDI."""
+    """Aligns audio or MIDI performances to a score (MusicXML, MEI, kern or MIDI)."""
 
     name = "dtw"
 
@@ -29,43 +29,76 @@ class DTWAligner:
         self.options = options or DTWOptions()
 
     def align(self, performance: Path, score: Path, *, kind: str):
-        from maestro_cli.align import dtw, note_matching
-        from maestro_cli.align import features as sync_features
-        from maestro_cli.protocols import Alignment
+        """Align to each version of the score (as written, unfolded) and keep the most confident."""
+        from maestro_cli.symbolic.scores import score_variants
 
-        score_notes = sync_features.read_notes(score)  # also rejects a score without notes
+        variants = score_variants(score)  # also rejects a score without notes
+        performance_side = self._performance(performance, kind)
+        results = [self._align(performance_side, variant, kind) for variant in variants]
+        best = max(results, key=lambda result: result.info["confidence"])
+        if len(results) > 1:
+            best.info["score_variant_confidence"] = {r.score.variant: r.info["confidence"] for r in results}
+        return best
+
+    def _performance(self, performance: Path, kind: str):
+        """Features of the performance and, for MIDI, its notes as played (for note matching)."""
+        from maestro_cli.align import features as sync_features
+
         if kind == "audio":
             from maestro_cli.audio.io import load_audio
 
             audio = load_audio(performance, sync_features.SAMPLE_RATE)
-            performance_features = sync_features.audio_features(audio, performance)
-            if self.options.score_features == "rendered":
-                from maestro_cli.audio.synth import render_midi_to_array
+            return sync_features.audio_features(audio, performance), None
+        from maestro_cli.align.notes import read_performance
 
-                rendered = render_midi_to_array(score, sample_rate=sync_features.SAMPLE_RATE)
-                score_features = sync_features.audio_features(rendered, score)
-            else:
-                score_features = sync_features.note_features(score_notes)
+        features = sync_features.note_features(sync_features.read_notes(performance))
+        return features, read_performance(performance)
+
+    def _align(self, performance_side, score, kind: str):
+        from maestro_cli.align import dtw, note_matching
+        from maestro_cli.align import features as sync_features
+        from maestro_cli.align.notes import NoteAlignment
+        from maestro_cli.protocols import Alignment
+        from maestro_cli.symbolic.scores import performance_notes
+
+        performance_features, played = performance_side
+        score_notes = performance_notes(score.notes)
+        if kind == "audio" and self.options.score_features == "rendered":
+            score_features = sync_features.audio_features(_render(score), score.path)
         else:
-            performance_notes = sync_features.read_notes(performance)
             score_features = sync_features.note_features(score_notes)
-            performance_features = sync_features.note_features(performance_notes)
         result = dtw.align_features(score_features, performance_features, alpha=self.options.alpha,
                                     open_ends=self.options.open_ends)
         frames_s, frames_p = dtw.strict_pairs(result.score_frames, result.performance_frames)
         score_times, perf_times = score_features.time(frames_s), performance_features.time(frames_p)
         info = {"backend": self.name, "kind": kind, "feature_rate": sync_features.FEATURE_RATE,
                 "confidence": round(dtw.confidence(score_features, performance_features, result), 4),
-                "cost": round(result.cost, 4)}
+                "cost": round(result.cost, 4), "score_format": score.format, "score_variant": score.variant}
+        notes = None
         if kind == "midi":
             window = self.options.match_window
             score_times, perf_times, matching = note_matching.refine(
-                score_notes, performance_notes, score_times, perf_times, windows=(window, window / 3))
+                score.notes, played, score_times, perf_times, windows=(window, window / 3))
+            notes = NoteAlignment(score, played, matching.score_index, matching.performance_index)
             info.update(chroma_confidence=info["confidence"],
-                        confidence=round(matching.f_measure(len(score_notes), len(performance_notes)), 4),
-                        matched_notes=matching.matches, deleted_notes=matching.deletions,
-                        inserted_notes=matching.insertions)
-        return Alignment(score_times, perf_times, info)
+                        confidence=round(matching.f_measure(len(score.notes), len(played)), 4), **notes.counts())
+        return Alignment(score_times, perf_times, info, score=score, notes=notes)
+
+
+def _render(score):
+    """The score rendered with the built-in soundfont synth (a MIDI score as it is, others through MIDI)."""
+    import tempfile
+
+    from maestro_cli.align import features as sync_features
+    from maestro_cli.audio.synth import render_midi_to_array
+    from maestro_cli.symbolic.scores import write_midi
+
+    if score.format == "midi":
+        return render_midi_to_array(score.path, sample_rate=sync_features.SAMPLE_RATE)
+    with tempfile.TemporaryDirectory() as folder:
+        midi = Path(folder) / "score.mid"
+        write_midi(score, midi)
+        return render_midi_to_array(midi, sample_rate=sync_features.SAMPLE_RATE)
 
 
 @hookimpl

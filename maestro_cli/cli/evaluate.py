@@ -48,29 +48,49 @@ def transcription(
 
 @app.command("alignment")
 def alignment(
-    ref: List[Path] = typer.Option(..., "--ref", help="Reference CSV, or score + performance annotation files (ASAP)."),
-    est: Path = typer.Option(..., "--est", help="Estimated alignment CSV."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write an error-per-point PNG."),
+    ref: List[Path] = typer.Option(..., "--ref", help=(
+        "Reference CSV, score + performance annotation files (ASAP), or a match file / notes CSV.")),
+    est: Path = typer.Option(..., "--est", help="Estimated alignment CSV, or a notes CSV / match file."),
+    score: Optional[Path] = typer.Option(None, "--score", help=(
+        "The score, to time a match-file reference's score notes when the estimate is a time map.")),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write an error-per-point PNG (time maps)."),
     as_json: bool = JSON,
 ) -> None:
-    """Alignment error at reference points: mean, median, p90, % within 25/50/100/200 ms."""
-    result = get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est)
-    points = result.pop("points")
+    """Alignment error at reference points: mean, median, p90, % within 25/50/100/200 ms.
+
+    With a note-level reference and estimate (match files, notes CSVs): precision, recall and F-measure of
+    matched (score note, performance note) pairs, of deletions and of insertions.
+    """
+    result = get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est, score=score)
+    points = result.pop("points", None)
     if as_json:
         emit(result, as_json=True)
+    elif result["level"] == "notes":
+        _note_alignment_table(result)
     else:
-        summary = {key: value for key, value in result.items() if key not in ("ref", "est")}
+        summary = {key: value for key, value in result.items() if key not in ("ref", "est", "level")}
         table = Table(box=None, pad_edge=False)
         for key in summary:
             table.add_column(key.replace("_", " "), justify="right")
         table.add_row(*(str(value) if isinstance(value, int) else f"{value:.1f}" for value in summary.values()))
         Console(width=160).print(table)
-    if plot is not None:
+    if plot is not None and points is not None:
         import numpy as np
 
         from maestro_cli import display
 
         display.alignment_errors(np.asarray(points["performance_s"]), np.asarray(points["error_s"]), plot)
+
+
+def _note_alignment_table(summary: dict) -> None:
+    table = Table(box=None, pad_edge=False, caption=f"{summary['score_notes']} score notes in the reference, "
+                  f"{summary['unscored']} estimated score notes it does not mention (not scored)")
+    for column in ("", "precision", "recall", "F", "estimated", "reference"):
+        table.add_column(column, justify="right")
+    for label in ("match", "deletion", "insertion"):
+        table.add_row(label, *(f"{summary[f'{label}_{key}']:.3f}" for key in ("precision", "recall", "f")),
+                      str(summary[f"{label}_est"]), str(summary[f"{label}_ref"]))
+    Console(width=160).print(table)
 
 
 @app.command("generation")

@@ -1,4 +1,4 @@
-"""Stage ``view``: a piano-roll picture of a MIDI file."""
+"""Stage ``view``: a piano-roll picture of a MIDI file or a score (MusicXML, .mxl, MEI, kern)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def pedal_intervals(times: Sequence[float], values: Sequence[int], end: float) -
 
 
 def command(
-    midi: Path = typer.Argument(..., help="A MIDI file (.mid, .midi)."),
+    midi: Path = typer.Argument(..., help="A MIDI file, or a score (MusicXML, .mxl, MEI, kern: at its tempo marks)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write (default: <stem>.png here)."),
     start: Optional[float] = typer.Option(None, "--start", min=0.0, help="First second to show (default: first note)."),
     end: Optional[float] = typer.Option(None, "--end", min=0.0, help="Last second to show (default: last note off)."),
@@ -55,7 +55,12 @@ def command(
     target = output_path(midi, ".png", None, output, overwrite)
     if target.suffix.lower() != ".png":
         raise UsageError(f"the picture is a PNG; name the output *.png, not '{target.name}'")
-    notes, (times, values) = read_midi(midi)
+    from maestro_cli.symbolic.scores import detect_format, performance_notes, read_score
+
+    if detect_format(midi) == "midi":
+        notes, (times, values) = read_midi(midi)
+    else:  # a score: its notes at the score's tempo, no pedal
+        notes, times, values = performance_notes(read_score(midi).notes), [], []
     if not len(notes):
         raise MaestroError("no notes to draw", midi)
     last = float(notes["end_s"].max())

@@ -82,3 +82,30 @@ def summarize(errors: np.ndarray) -> dict[str, float]:
         # a hair of tolerance so that 50.000 ms computed as 0.05000000001 s counts as within 50 ms
         out[f"within_{threshold}ms"] = float(100.0 * np.mean(errors <= threshold / 1000 + 1e-9))
     return out
+
+
+def note_alignment_scores(estimate, reference, tolerance: float = 0.01) -> dict[str, float]:
+    """Precision, recall and F-measure of matched (score note, performance note) pairs, of deletions and of
+    insertions, as in the note-alignment literature (parangonar's ``fscore_alignments``).
+
+    ``estimate`` and ``reference`` are :class:`maestro_cli.align.notes.Reference`; the estimate's performance
+    notes are first identified with the reference's (same pitch, onsets within ``tolerance`` s: 10 ms for the
+    same MIDI read by two tools, more for transcribed notes against the played MIDI). Score notes the
+    reference does not mention at all (e.g. unison duplicates it leaves out) are not scored.
+    """
+    from maestro_cli.align.notes import STATUSES, Reference, canonical_performance
+
+    known = reference.score_ids
+    scored = [item for item in estimate.items if item[1] is None or item[1] in known]
+    out: dict[str, float] = {"score_notes": len(known), "unscored": len(estimate.items) - len(scored)}
+    estimate = canonical_performance(Reference(scored), reference, tolerance)
+    for label in STATUSES:
+        predicted = {item for item in estimate.items if item[0] == label}
+        truth = {item for item in reference.items if item[0] == label}
+        correct = len(predicted & truth)
+        precision = correct / len(predicted) if predicted else float(not truth)
+        recall = correct / len(truth) if truth else float(not predicted)
+        f_measure = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        out.update({f"{label}_precision": precision, f"{label}_recall": recall, f"{label}_f": f_measure,
+                    f"{label}_est": len(predicted), f"{label}_ref": len(truth)})
+    return out

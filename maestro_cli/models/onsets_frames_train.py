@@ -127,7 +127,7 @@ def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.ra
 @torch.no_grad()
 def validate(model: OnsetsFrames, data: Excerpts, device: torch.device) -> dict[str, float]:
     """Mean note / +offset / +velocity F1 (mir_eval) and loss over whole validation excerpts."""
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
 
     model.eval()
     config = model.config
@@ -257,7 +257,7 @@ def tune_thresholds(model: OnsetsFrames, data: Excerpts,
                     onset: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
                     frame: tuple[float, ...] = (0.3, 0.4, 0.5)) -> tuple[OnsetsFramesConfig, float]:
     """The decoding thresholds with the best mean note F1 on ``data`` (posteriors computed once), and that F1."""
-    from maestro_cli.transcription_metrics import evaluate_notes
+    from maestro_cli.metrics.transcription import evaluate_notes
 
     model.eval()
     posteriors = []
