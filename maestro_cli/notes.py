@@ -102,8 +102,12 @@ def write_notes_csv(notes: np.ndarray, path: str | Path) -> None:
             writer.writerow([f"{onset:.6f}", f"{offset:.6f}", int(pitch), int(velocity)])
 
 
-def write_midi(notes: np.ndarray, path: str | Path) -> None:
-    """Write the notes as a one-track piano MIDI file (program 0, 120 bpm, 960 ticks per quarter)."""
+def write_midi(notes: np.ndarray, path: str | Path, controls=None) -> None:
+    """Write the notes as a one-track piano MIDI file (program 0, 120 bpm, 960 ticks per quarter).
+
+    ``controls``, rows ``(time_s, controller, value)`` (e.g. CC64 sustain, CC67 soft pedal), are written as
+    control changes in time order (rows at equal times keep their order).
+    """
     import symusic
 
     score = symusic.Score(960, ttype="second")
@@ -112,5 +116,8 @@ def write_midi(notes: np.ndarray, path: str | Path) -> None:
         duration = max(offset - onset, 1e-3)
         track.notes.append(symusic.Note(float(onset), float(duration), int(pitch),
                                         int(np.clip(round(velocity), 1, 127)), ttype="second"))
+    for time, number, value in sorted(np.asarray(controls if controls is not None else [], dtype=np.float64)
+                                      .reshape(-1, 3).tolist(), key=lambda row: row[0]):
+        track.controls.append(symusic.ControlChange(max(time, 0.0), int(number), int(value), ttype="second"))
     score.tracks.append(track)
     score.dump_midi(str(path))

@@ -8,6 +8,7 @@ from maestro_cli.cliutil import console, emit
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.hookspecs import hookimpl
 
+
 class TranscriptionMetrics:
     """Scores estimated transcriptions against references (MIDI with pedal applied, or note CSV/TSV)."""
 
@@ -55,12 +56,17 @@ def _print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for label in ("file", "note P", "note R", "note F1", "+offset F1", "+off+vel F1", "frame F1", "ref", "est"):
+    pedal = any("pedal_f1" in row for row in rows)
+    labels = ("file", "note P", "note R", "note F1", "+offset F1", "+off+vel F1", "frame F1") + \
+        (("pedal F1", "pedal on F1") if pedal else ()) + ("ref", "est")
+    for label in labels:
         table.add_column(label, justify="left" if label == "file" else "right", no_wrap=True)
-    keys = ("note_precision", "note_recall", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
+    keys = ("note_precision", "note_recall", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1") + \
+        (("pedal_f1", "pedal_onset_f1") if pedal else ())
     for row in rows:
-        table.add_row(row["name"], *(f"{row[key]:.3f}" for key in keys), f"{row['n_ref']:.0f}", f"{row['n_est']:.0f}")
-    Console(width=max(len(row["name"]) for row in rows) + 90).print(table)
+        table.add_row(row["name"], *(f"{row[key]:.3f}" if key in row else "-" for key in keys),
+                      f"{row['n_ref']:.0f}", f"{row['n_est']:.0f}")
+    Console(width=max(len(row["name"]) for row in rows) + 90 + 24 * pedal).print(table)
 
 
 def plot_piano_roll(ref_notes, est_notes, out: Path, title: str = "") -> None:
@@ -107,4 +113,4 @@ def plot_piano_roll(ref_notes, est_notes, out: Path, title: str = "") -> None:
 @hookimpl
 def register_metrics(register):
     register("transcription", lambda options: TranscriptionMetrics(),
-             description="Note P/R/F1 (onset, +offset, +velocity) and frame F1 with mir_eval")
+             description="Note P/R/F1 (onset, +offset, +velocity), frame F1 and sustain-pedal F1 with mir_eval")
