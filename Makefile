@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements/constraints.txt
-PLUGINS := plugins/maestro-basic-pitch plugins/maestro-synctoolbox plugins/maestro-fluidsynth
+PLUGINS := plugins/maestro-basic-pitch plugins/maestro-synctoolbox plugins/maestro-fluidsynth plugins/maestro-transkun
 DEMO_DIR ?= demo-output
 
 .PHONY: install demo test bench clean
@@ -17,6 +17,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/constraints.txt $(
 	$(PIP) --no-build-isolation -e '.[test]' $(addprefix -e ,$(PLUGINS)) -e docs/examples/maestro-toy-renderer
 	# basic-pitch 0.4.0 would pull TensorFlow: install it without dependencies (its ONNX model is used).
 	$(PIP) --no-deps basic-pitch==0.4.0
+	# transkun 2.0.1 (weights in the wheel) would pull torchaudio (no build for torch 2.13), tensorboard, seaborn, pydub,
+	# sox, ncls, moduleconf, torch-optimizer: inference needs none of them (plugins/maestro-transkun/README.md).
+	$(PIP) --no-deps transkun==2.0.1
 	# tinysoundfont 0.3.7 (the embedded renderer) requires pyaudio only for live playback, which we never use.
 	$(PIP) --no-deps tinysoundfont==0.3.7
 	touch $@
