@@ -63,18 +63,18 @@ def transcribed(excerpt):
 
 def test_notes_match_ground_truth(transcribed, excerpt):
     scores = evaluate_notes(excerpt[1], read_notes(transcribed))
-    assert scores["note_f1"] >= 0.9, scores  # measured 0.97 on this excerpt (onsets-frames: about 0.75)
+    assert scores["note_f1"] >= 0.9, scores  # measured 0.948 (CPU, 2 threads)
     assert read_notes(transcribed.with_suffix(".notes.csv")).shape == read_notes(transcribed, sustain=False).shape
 
 
 def test_sustain_pedal_written_and_scored(transcribed, excerpt):
     spans = read_sustain(transcribed)
-    assert spans is not None and len(spans) >= 6  # the reference has 9 pedal-downs in these 8 s
+    assert spans is not None and len(spans) >= 6  # the reference has 10 pedal-downs in these 8 s
     result = run_maestro("evaluate", "transcription", "--ref", str(excerpt[2]), "--est", str(transcribed), "--json")
     assert result.code == 0, result.stderr
     row = json.loads(result.stdout)
-    assert row["n_ref_pedal"] == 9
-    assert row["pedal_onset_f1"] >= 0.8, row
+    assert row["n_ref_pedal"] == 10
+    assert row["pedal_f1"] >= 0.8 and row["pedal_onset_f1"] >= 0.8, row  # measured 0.947 (9 of 10 found)
     assert row["note_f1"] >= 0.9, row
 
 
