@@ -156,8 +156,10 @@ class TranskunTranscriber:
                 weights, packaged_conf = packaged_files()
                 checkpoint, conf = checkpoint or weights, conf or packaged_conf
             model = load_model(checkpoint, conf, self.options.device)
-            if self.options.quantize:  # int8 weights for the linear layers (CPU only)
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            if self.options.quantize:  # int8 weights for the linear layers but the positional embeddings' (CPU)
+                linear = {name for name, module in model.named_modules()
+                          if isinstance(module, torch.nn.Linear) and not name.endswith(".proj")}
+                model = torch.ao.quantization.quantize_dynamic(model, linear, dtype=torch.qint8)
             self._model = model
         return self._model
 
