@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from maestro_cli.stages.common import JSON
 
 
