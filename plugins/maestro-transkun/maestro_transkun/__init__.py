@@ -42,7 +42,6 @@ class TranskunOptions:
     hop_seconds: float = 8.0
     device: str = "cpu"
     threads: int = 0
-    quantize: bool = False
     pedals: bool = True
 
     def __post_init__(self) -> None:
@@ -147,20 +146,13 @@ class TranskunTranscriber:
 
             if self.options.device.startswith("cuda") and not torch.cuda.is_available():
                 raise UsageError("transkun option device=cuda: no CUDA device is available")
-            if self.options.quantize and self.options.device != "cpu":
-                raise UsageError("transkun option quantize=true runs on the CPU only")
             if self.options.threads:
                 torch.set_num_threads(self.options.threads)
             checkpoint, conf = (Path(path) if path else None for path in (self.options.checkpoint, self.options.conf))
             if checkpoint is None or conf is None:
                 weights, packaged_conf = packaged_files()
                 checkpoint, conf = checkpoint or weights, conf or packaged_conf
-            model = load_model(checkpoint, conf, self.options.device)
-            if self.options.quantize:  # int8 weights for the linear layers but the positional embeddings' (CPU)
-                linear = {name for name, module in model.named_modules()
-                          if isinstance(module, torch.nn.Linear) and not name.endswith(".proj")}
-                model = torch.ao.quantization.quantize_dynamic(model, linear, dtype=torch.qint8)
-            self._model = model
+            self._model = load_model(checkpoint, conf, self.options.device)
         return self._model
 
     def events(self, audio) -> tuple[list, list]:
