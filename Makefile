@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements/constraints.txt
 PLUGINS := plugins/maestro-basic-pitch plugins/maestro-synctoolbox plugins/maestro-fluidsynth plugins/maestro-ray \
-	plugins/maestro-parangonar
+	plugins/maestro-parangonar plugins/maestro-transkun
 DEMO_DIR ?= demo-output
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/constraints.txt $(
 	$(PIP) --no-build-isolation -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	# basic-pitch 0.4.0 would pull TensorFlow: install it without dependencies (its ONNX model is used).
 	$(PIP) --no-deps basic-pitch==0.4.0
+	# transkun 2.0.1 (weights in the wheel) would pull torchaudio (no build for torch 2.13), tensorboard, seaborn, pydub,
+	# sox, ncls, moduleconf, torch-optimizer: inference needs none of them (plugins/maestro-transkun/README.md).
+	$(PIP) --no-deps transkun==2.0.1
 	# tinysoundfont 0.3.7 (the embedded renderer) requires pyaudio only for live playback, which we never use.
 	$(PIP) --no-deps tinysoundfont==0.3.7
 	touch $@
@@ -29,6 +32,9 @@ demo: install
 	$(BIN)/maestro generate --composer Chopin -n 4 --seconds 20 --seed 1 --out-dir $(DEMO_DIR) --overwrite \
 		> $(DEMO_DIR)/generated.txt
 	head -n 1 $(DEMO_DIR)/generated.txt | $(BIN)/maestro render --out-dir $(DEMO_DIR) --overwrite
+
+lint: install
+	$(BIN)/ruff check .
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -10,7 +10,8 @@ Each alignment runs as its own ``maestro align`` process: CPU time (user + syste
 are of the whole command, imports included. Beats are pooled over all performances; "x RT (CPU)" = seconds of music
 per CPU second.
 Real audio with ground truth: the 4 MAPS Disklavier recordings against their own notes re-timed by a known
-smooth tempo curve (the "score"), errors at every onset. Finally the two real Chopin Op. 10/3 recordings (``synctoolbox-chopin``, no ground truth) are aligned to
+smooth tempo curve (the "score"), errors at every onset. Finally the two real Chopin Op. 10/3 recordings
+(``synctoolbox-chopin``, no ground truth) are aligned to
 their score with every backend: confidence, where the score's end lands, and how far the backends disagree;
 plus the confidence of each recording against a wrong score.
 

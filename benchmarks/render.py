@@ -82,7 +82,8 @@ def main() -> None:
             for key, value in seconds.items():
                 totals[key] += value
             table.add_row(midi.name[:48], f"{length:.0f}", *(f"{length / seconds[key]:.1f}" for key in totals))
-            console.print(f"{midi.name}: " + ", ".join(f"{key} {length / value:.1f}x" for key, value in seconds.items()))
+            console.print(f"{midi.name}: "
+                          + ", ".join(f"{key} {length / value:.1f}x" for key, value in seconds.items()))
     speed = {key: music / value for key, value in totals.items()}
     table.add_row("total", f"{music:.0f}", *(f"{speed[key]:.1f}" for key in totals), style="bold")
     Console().print(table)

@@ -105,8 +105,8 @@ def piano_roll(target: Path, onset: np.ndarray, offset: np.ndarray, pitch: np.nd
 
 
 def distributions(target: Path, features: dict[str, dict], labels: dict[str, str], *, log_x: Sequence[str] = (),
-                  ticks: dict[str, Sequence[str]] | None = None, names: tuple[str, str] = ("reference", "generated"), width: float = 14.0, height: float = 6.0,
-                  dpi: int = 100) -> Path:
+                  ticks: dict[str, Sequence[str]] | None = None, names: tuple[str, str] = ("reference", "generated"),
+                  width: float = 14.0, height: float = 6.0, dpi: int = 100) -> Path:
     """Write one panel per feature: the reference and generated histograms side by side, with overlap and KL.
 
     ``features`` maps a feature name to a dict with ``edges``, ``reference_hist``, ``generated_hist``, ``overlap``

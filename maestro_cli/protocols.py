@@ -37,7 +37,8 @@ class Dataset(Protocol):
         """Download (or import) and extract a release; returns its folder."""
 
     def open(self, root: Path | None = None, version: str | None = None) -> Any:
-        """A selection of records with ``filter(...)``, ``counts_by_split()``, ``hours_by_split()``, ``top_composers(n)``."""
+        """A selection of records with ``filter(...)``, ``counts_by_split()``, ``hours_by_split()``,
+        ``top_composers(n)``."""
 
 
 @dataclass

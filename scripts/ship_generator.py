@@ -58,7 +58,8 @@ def time_generation(folder: Path) -> dict:
                         "--seconds", "30", "--seed", "1", "--checkpoint", str(folder), "--out-dir", out],
                        check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - started
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+    return {"wall_s": round(wall, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
             "load_average": round(load, 2)}
 
 

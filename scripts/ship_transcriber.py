@@ -4,7 +4,8 @@ Among the candidate checkpoints (default ``<run>/best.pt``), picks the one and t
 the best note F1 on held-out renders: the run's validation-split pieces rendered with FluidR3_GM, a soundfont
 the model never trained on (``--tune-on validation`` uses the run's own validation excerpts instead).
 ``--average`` adds one more candidate: the mean of the candidates' weights (snapshots of one run a few hundred
-steps apart; smoother than any one of them). The test recordings are never used. Writes ``model.pt`` (weights + config, no optimizer) and ``config.json``. The scores
+steps apart; smoother than any one of them). The test recordings are never used. Writes ``model.pt``
+(weights + config, no optimizer) and ``config.json``. The scores
 for MODEL_CARD.md come from ``benchmarks/transcribe.py`` run afterwards. Run from the repository root:
 
     .venv/bin/python scripts/ship_transcriber.py --run /work/runs/transcriber --cache /work/runs/of-data \\

@@ -42,7 +42,9 @@ def toy_plugin(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("toy-plugin")
     dist_info = folder / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\n"
+                                        f"Version: {project['version']}\n")
     entry_points = project["entry-points"]["maestro_cli"]
-    (dist_info / "entry_points.txt").write_text("[maestro_cli]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    (dist_info / "entry_points.txt").write_text("[maestro_cli]\n"
+                                                + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
     return {"PYTHONPATH": os.pathsep.join([str(folder), str(source)])}

@@ -35,7 +35,8 @@ def write_midi(path: Path, notes: list[tuple[int, float, float, int]], pedal: li
     score = symusic.Score(480)
     score.tempos.append(symusic.Tempo(0, 120.0))
     track = symusic.Track("piano", program=0)
-    ticks = lambda seconds: int(round(seconds * 960))  # 120 bpm, 480 tpq -> 960 ticks per second
+    def ticks(seconds):  # 120 bpm, 480 tpq -> 960 ticks per second
+        return int(round(seconds * 960))
     for pitch, start, end, velocity in notes:
         track.notes.append(symusic.Note(ticks(start), ticks(end) - ticks(start), pitch, velocity))
     for time, value in pedal:

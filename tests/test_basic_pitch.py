@@ -166,7 +166,8 @@ def test_tensorflow_is_never_imported(tmp_path):
     code = ("import sys; from pathlib import Path; from maestro_basic_pitch import *;"
             "t = BasicPitchTranscriber(BasicPitchOptions());"
             f"t.transcribe(Path({str(clip)!r}), Path({str(tmp_path / 'tone.mid')!r}));"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'coremltools', 'tflite_runtime')))")
+            "print(sorted(m for m in sys.modules"
+            " if m.split('.')[0] in ('tensorflow', 'coremltools', 'tflite_runtime')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0, proc.stderr

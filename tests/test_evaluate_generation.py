@@ -111,7 +111,8 @@ def test_cli_json_and_plot(tmp_path, maestro_root):
     for row in report["features"].values():
         assert 0 <= row["overlap"] <= 1 and row["kl"] >= 0
         assert sum(row["generated_hist"]) == pytest.approx(1.0)
-    assert report["summary"]["overlap_mean"] == pytest.approx(np.mean([r["overlap"] for r in report["features"].values()]))
+    assert report["summary"]["overlap_mean"] == pytest.approx(
+        np.mean([r["overlap"] for r in report["features"].values()]))
     image = np.asarray(Image.open(plot).convert("L"), dtype=np.float64)
     assert image.shape == (600, 1400) and image.var() > 0
     again = run_maestro("evaluate", "generation", *inputs, "--dataset", str(maestro_root), "--plot", str(plot))
@@ -148,7 +149,8 @@ class EchoGenerator:
         pieces = []
         for i in range(request.n):
             path = write_midi(self.tmp_path / f"gen{i}.mid",
-                              [(60 + (j * 5 + i) % 24, j * 0.25, j * 0.25 + 0.2, 70) for j in range(int(request.seconds * 4))])
+                              [(60 + (j * 5 + i) % 24, j * 0.25, j * 0.25 + 0.2, 70)
+                               for j in range(int(request.seconds * 4))])
             pieces.append(path.read_bytes())
         return pieces
 
@@ -194,10 +196,12 @@ def test_roundtrip_scores_every_combination(monkeypatch, tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == results and len(results) == 2
     perfect, half = results
-    assert (perfect["generator"], perfect["renderer"], perfect["transcriber"], perfect["pieces"]) == ("echo", "copy", "perfect", 2)
+    assert (perfect["generator"], perfect["renderer"], perfect["transcriber"], perfect["pieces"]) == (
+        "echo", "copy", "perfect", 2)
     assert perfect["note_f1"] == perfect["note_offset_f1"] == perfect["note_offset_velocity_f1"] == pytest.approx(1.0)
     assert half["note_f1"] == pytest.approx(2 / 3)  # precision 1, recall 1/2
-    assert sorted(p.name for p in (tmp_path / "keep" / "echo" / "copy" / "half").iterdir()) == ["piece_00.mid", "piece_01.mid"]
+    assert sorted(p.name for p in (tmp_path / "keep" / "echo" / "copy" / "half").iterdir()) == [
+        "piece_00.mid", "piece_01.mid"]
     only = run_roundtrip(GenerationRequest(n=1, seconds=2.0), None, None, ["half"], keep=None, as_json=False)
     assert [r["transcriber"] for r in only] == ["half"]
     assert "note F1" in capsys.readouterr().out

@@ -32,7 +32,8 @@ PER_SPLIT = {"train": 3, "validation": 2, "test": 2}
 
 
 def run_maestro(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(MAESTRO), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run([str(MAESTRO), *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def _build_zip(maestro_root: Path, extra: dict[str, bytes] | None = None) -> tuple[bytes, list[dict]]:
@@ -292,7 +293,8 @@ def test_cli_data_on_shared_folder(maestro_root: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
             if line.startswith("│") and line.split("│")[1].strip() in ("train", "validation", "test", "all")}
-    assert [rows[s].split("│")[2].strip() for s in ("train", "validation", "test", "all")] == ["962", "137", "177", "1276"]
+    assert [rows[s].split("│")[2].strip() for s in ("train", "validation", "test", "all")] == [
+        "962", "137", "177", "1276"]
 
     chopin = run_maestro("data", "--root", str(maestro_root), "--composer", "chopin", "--split", "test", "--json")
     records = [json.loads(line) for line in chopin.stdout.splitlines()]

@@ -41,7 +41,8 @@ def test_bad_options_raise_usage_errors(raw, message):
 
 
 def test_default_is_highest_priority_and_aliases_resolve():
-    registry = Registry("renderer", [Backend("low", dict, priority=1), Backend("high", dict, aliases=("h",), priority=5)])
+    registry = Registry("renderer", [Backend("low", dict, priority=1),
+                                     Backend("high", dict, aliases=("h",), priority=5)])
     assert registry.get().name == "high"
     assert registry.get("h").name == "high"
     with pytest.raises(UsageError, match="installed: low, high"):

@@ -41,14 +41,16 @@ def midis(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("midi")
     return {
         "a4": write_midi(folder / "a4.mid", [(69, 0.0, 1.0, 100)]),
-        "onsets": write_midi(folder / "onsets.mid", [(p, t, t + 0.3, 90) for p, t in zip((60, 64, 67, 72, 76), ONSETS)]),
+        "onsets": write_midi(folder / "onsets.mid",
+                             [(p, t, t + 0.3, 90) for p, t in zip((60, 64, 67, 72, 76), ONSETS)]),
         "velocity": write_midi(folder / "velocity.mid", [(60, 0.0, 1.0, 30), (60, 1.5, 2.5, 120)]),
         "dry": write_midi(folder / "dry.mid", [(60, 0.0, 0.2, 100), (84, 2.8, 3.0, 100)]),
         "pedal": write_midi(folder / "pedal.mid", [(60, 0.0, 0.2, 100), (84, 2.8, 3.0, 100)],
                             pedal=[(0.0, 127), (1.5, 0)]),
         "piano": write_tracks(folder / "piano.mid", [(0, [(60, 0.0, 2.0, 100)])]),
         "organ": write_tracks(folder / "organ.mid", [(19, [(60, 0.0, 2.0, 100)])]),
-        "two_tracks": write_tracks(folder / "two_tracks.mid", [(0, [(69, 0.0, 1.5, 100)]), (40, [(76, 0.0, 1.5, 100)])]),
+        "two_tracks": write_tracks(folder / "two_tracks.mid",
+                                   [(0, [(69, 0.0, 1.5, 100)]), (40, [(76, 0.0, 1.5, 100)])]),
     }
 
 

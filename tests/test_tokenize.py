@@ -1,4 +1,5 @@
-"""The performance tokenizer (maestro_cli.tokens.performance), token files, the training cache and `maestro tokenize`."""
+"""The performance tokenizer (maestro_cli.tokens.performance), token files, the training cache and
+`maestro tokenize`."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def test_sustain_rule_by_hand():
     out = apply_sustain(make_notes([60, 67], [0.0, 0.5], [0.3, 2.0], [80, 80]), (np.array([0.2]), np.array([127])))
     assert np.allclose(out["end_s"], [2.0, 2.0])
     # re-strike under the pedal ends the sounding note
-    out = apply_sustain(make_notes([60, 60], [0.0, 0.5], [0.1, 0.6], [80, 80]), (np.array([0.0, 2.0]), np.array([127, 0])))
+    out = apply_sustain(make_notes([60, 60], [0.0, 0.5], [0.1, 0.6], [80, 80]),
+                        (np.array([0.0, 2.0]), np.array([127, 0])))
     assert np.allclose(out["start_s"], [0.0, 0.5]) and np.allclose(out["end_s"], [0.5, 2.0])
 
 
@@ -217,7 +219,8 @@ def test_pedal_lengthens_real_notes(twenty):
     sustained = apply_sustain(raw, pedal)
     assert len(pedal[0]) > 0
     assert len(sustained) <= len(raw)
-    duration = lambda notes: (notes["end_s"] - notes["start_s"]).sum()
+    def duration(notes):
+        return (notes["end_s"] - notes["start_s"]).sum()
     assert duration(sustained) > 1.2 * duration(raw)
 
 

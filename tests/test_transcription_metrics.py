@@ -9,7 +9,15 @@ import pytest
 from helpers import run_maestro, write_midi
 
 from maestro_cli.errors import MaestroError
-from maestro_cli.metrics.transcription import evaluate_notes, frame_scores, mean_scores
+from maestro_cli.metrics.transcription import (
+    evaluate_files,
+    evaluate_notes,
+    evaluate_pedal,
+    frame_scores,
+    mean_scores,
+    pedal_intervals,
+    read_sustain,
+)
 from maestro_cli.symbolic.midi import write_midi as write_note_midi
 from maestro_cli.symbolic.notes import read_notes, write_notes_csv
 
@@ -131,6 +139,50 @@ def test_sustain_pedal_is_applied_to_a_midi_reference(tmp_path):
 def test_written_midi_reads_back(tmp_path):
     write_note_midi(REF, tmp_path / "est.mid")
     assert np.allclose(read_notes(tmp_path / "est.mid"), REF, atol=2e-3)
+
+
+def test_pedal_intervals_from_control_changes():
+    times = [3.0, 0.5, 1.0, 1.2, 2.0, 2.0, 4.0]
+    values = [127, 100, 80, 10, 127, 0, 70]  # unsorted; repeated downs; a zero-length span at 2.0; never lifted
+    spans = pedal_intervals(times, values, end=5.0)
+    assert spans.tolist() == [[0.5, 1.2], [3.0, 5.0]]
+    assert pedal_intervals([], [], end=1.0).shape == (0, 2)
+
+
+def test_pedal_f1_kong_convention():
+    """Onset within 200 ms; offset within 20 % of the reference span or 50 ms, whichever is larger."""
+    ref = np.array([[0.0, 1.0], [2.0, 2.2], [3.0, 4.0], [5.0, 6.0]])
+    est = np.array([[0.15, 1.1],    # onset +150 ms, offset +100 ms (20 % of 1 s = 200 ms): full match
+                    [2.0, 2.3],     # onset exact, offset +100 ms > max(40 ms, 50 ms): onset-only match
+                    [3.25, 4.0],    # onset +250 ms: no match
+                    [7.0, 8.0]])    # nothing there
+    scores = evaluate_pedal(ref, est)
+    assert scores["pedal_precision"] == scores["pedal_recall"] == scores["pedal_f1"] == 0.25
+    assert scores["pedal_onset_f1"] == 0.5
+    assert scores["n_ref_pedal"] == scores["n_est_pedal"] == 4
+    assert evaluate_pedal(ref, np.zeros((0, 2)))["pedal_f1"] == 0.0
+
+
+def test_pedal_scores_only_when_both_midi_files_carry_cc64(tmp_path):
+    notes = [(60, 0.0, 0.5, 80), (64, 2.0, 2.5, 80)]
+    ref = write_midi(tmp_path / "ref.mid", notes, pedal=[(0.25, 127), (1.5, 0), (1.8, 127), (2.6, 0)])
+    est = write_midi(tmp_path / "est.mid", notes, pedal=[(0.3, 127), (1.5, 0)])
+    bare = write_midi(tmp_path / "bare.mid", notes)
+    assert read_sustain(ref) == pytest.approx(np.array([[0.25, 1.5], [1.8, 2.6]]), abs=2e-3)
+    assert read_sustain(bare) is None
+    scores = evaluate_files(ref, est)
+    assert scores["pedal_precision"] == 1.0 and scores["pedal_recall"] == 0.5
+    assert "pedal_f1" not in evaluate_files(ref, bare)
+    assert "pedal_f1" not in evaluate_files(bare, est)
+    rows = [evaluate_files(ref, est), evaluate_files(ref, bare)]
+    assert mean_scores(rows)["pedal_recall"] == 0.5 and mean_scores(rows)["note_f1"] == 1.0
+
+
+def test_written_midi_keeps_control_changes(tmp_path):
+    controls = [(0.5, 64, 127), (0.5, 67, 127), (1.0, 64, 0), (1.0, 67, 0), (0.2, 64, 0)]
+    write_note_midi(REF, tmp_path / "est.mid", controls=controls)
+    assert read_sustain(tmp_path / "est.mid") == pytest.approx(np.array([[0.5, 1.0]]), abs=2e-3)
+    assert np.allclose(read_notes(tmp_path / "est.mid", sustain=False), REF, atol=2e-3)
 
 
 def test_cli_single_pair_json_and_plot(tmp_path):

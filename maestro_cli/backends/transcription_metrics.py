@@ -34,4 +34,4 @@ class TranscriptionMetrics:
 @hookimpl
 def register_metrics(register):
     register("transcription", lambda options: TranscriptionMetrics(),
-             description="Note P/R/F1 (onset, +offset, +velocity) and frame F1 with mir_eval")
+             description="Note P/R/F1 (onset, +offset, +velocity), frame F1 and sustain-pedal F1 with mir_eval")

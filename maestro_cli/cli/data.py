@@ -17,11 +17,14 @@ NAME = "data"
 
 
 def command(
-    root: Optional[Path] = typer.Option(None, "--root", help="Dataset root (default: $MAESTRO_HOME or the user data dir)."),
-    composer: Optional[str] = typer.Option(None, "--composer", help="Composer filter (case/accent-insensitive substring)."),
+    root: Optional[Path] = typer.Option(None, "--root",
+                                        help="Dataset root (default: $MAESTRO_HOME or the user data dir)."),
+    composer: Optional[str] = typer.Option(None, "--composer",
+                                           help="Composer filter (case/accent-insensitive substring)."),
     split: Optional[str] = typer.Option(None, "--split", help="train, validation or test."),
     year: Optional[int] = typer.Option(None, "--year", help="Competition year."),
-    version: Optional[str] = typer.Option(None, "--version", help="Metadata version to read (default: the highest found)."),
+    version: Optional[str] = typer.Option(None, "--version",
+                                          help="Metadata version to read (default: the highest found)."),
     backend: Optional[str] = BACKEND,
     as_json: bool = JSON,
 ) -> None:

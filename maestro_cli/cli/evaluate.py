@@ -96,11 +96,14 @@ def _note_alignment_table(summary: dict) -> None:
 @app.command("generation")
 def generation(
     inputs: Optional[List[str]] = typer.Argument(None, help="Generated MIDI files (or paths on stdin)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="MAESTRO root for the reference split (default: $MAESTRO_HOME)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset",
+                                           help="MAESTRO root for the reference split (default: $MAESTRO_HOME)."),
     split: str = typer.Option("test", "--split", help="Reference split."),
     reference_pieces: int = typer.Option(50, "--reference-pieces", min=0,
-                                         help="Compare with a seeded random sample of this many pieces of the split; 0: all."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Generator checkpoint: report NLL per event on the split."),
+                                         help="Compare with a seeded random sample of this many pieces of the split; "
+                                              "0: all."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",
+                                              help="Generator checkpoint: report NLL per event on the split."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the distributions side by side as PNG."),
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
@@ -137,11 +140,16 @@ def roundtrip(
     n: int = typer.Option(2, "-n", "--num", min=1, help="Pieces generated per generator."),
     seconds: float = typer.Option(20.0, "--seconds", min=0.1, help="Length of each piece, in seconds."),
     seed: int = typer.Option(0, "--seed", help="Generation seed."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Generator model folder or checkpoint (default: the shipped model)."),
-    generators: Optional[List[str]] = typer.Option(None, "--generator", help="Generator backend (repeatable; default: every installed one)."),
-    renderers: Optional[List[str]] = typer.Option(None, "--renderer", help="Renderer backend (repeatable; default: every installed one)."),
-    transcribers: Optional[List[str]] = typer.Option(None, "--transcriber", help="Transcriber backend (repeatable; default: every installed one)."),
-    keep: Optional[Path] = typer.Option(None, "--keep", help="Keep the generated MIDI, audio and transcriptions in this folder."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Generator model folder or checkpoint (default: the shipped model)."),
+    generators: Optional[List[str]] = typer.Option(
+        None, "--generator", help="Generator backend (repeatable; default: every installed one)."),
+    renderers: Optional[List[str]] = typer.Option(None, "--renderer",
+                                                  help="Renderer backend (repeatable; default: every installed one)."),
+    transcribers: Optional[List[str]] = typer.Option(
+        None, "--transcriber", help="Transcriber backend (repeatable; default: every installed one)."),
+    keep: Optional[Path] = typer.Option(None, "--keep",
+                                        help="Keep the generated MIDI, audio and transcriptions in this folder."),
     as_json: bool = JSON,
 ) -> None:
     """Generate -> render -> transcribe, then score each transcription against its generated MIDI.
@@ -188,12 +196,17 @@ def check_new_output(path: Path | None, overwrite: bool) -> None:
 
 def _transcription_table(rows: list[dict]) -> None:
     table = Table(box=None, pad_edge=False)
-    for label in ("file", "note P", "note R", "note F1", "+offset F1", "+off+vel F1", "frame F1", "ref", "est"):
+    pedal = any("pedal_f1" in row for row in rows)
+    labels = ("file", "note P", "note R", "note F1", "+offset F1", "+off+vel F1", "frame F1") + \
+        (("pedal F1", "pedal on F1") if pedal else ()) + ("ref", "est")
+    for label in labels:
         table.add_column(label, justify="left" if label == "file" else "right", no_wrap=True)
-    keys = ("note_precision", "note_recall", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
+    keys = ("note_precision", "note_recall", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1") + \
+        (("pedal_f1", "pedal_onset_f1") if pedal else ())
     for row in rows:
-        table.add_row(row["name"], *(f"{row[key]:.3f}" for key in keys), f"{row['n_ref']:.0f}", f"{row['n_est']:.0f}")
-    Console(width=max(len(row["name"]) for row in rows) + 90).print(table)
+        table.add_row(row["name"], *(f"{row[key]:.3f}" if key in row else "-" for key in keys),
+                      f"{row['n_ref']:.0f}", f"{row['n_est']:.0f}")
+    Console(width=max(len(row["name"]) for row in rows) + 90 + 24 * pedal).print(table)
 
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

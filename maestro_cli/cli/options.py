@@ -10,7 +10,8 @@ import typer
 
 from maestro_cli.errors import UsageError
 
-BACKEND = typer.Option(None, "--backend", "-b", help="Backend to use (see `maestro plugins`); default: the best installed.")
+BACKEND = typer.Option(None, "--backend", "-b",
+                       help="Backend to use (see `maestro plugins`); default: the best installed.")
 OPTIONS = typer.Option(None, "--option", "-o", help="Backend option key=value (repeatable); unknown keys are listed.")
 OUTPUT_OR_OPTIONS = typer.Option(
     None, "--output", "-o",

@@ -19,7 +19,8 @@ NAME = "train"
 def command(
     backend: str = typer.Argument(..., help="What to train: a generator (transformer) or transcriber (onsets-frames)."),
     data: Path = typer.Option(..., "--data", help="MAESTRO-layout dataset root (or token cache)."),
-    out: Path = typer.Option(Path("runs/latest"), "--out", help="Run folder for checkpoints (last.pt, best.pt) and logs."),
+    out: Path = typer.Option(Path("runs/latest"), "--out",
+                             help="Run folder for checkpoints (last.pt, best.pt) and logs."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (default: the preset's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from <out>/last.pt."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),

@@ -75,13 +75,15 @@ def extract(zip_path: Path, target: Path, marker: dict[str, Any], progress=None)
         raise MaestroError(f"not enough disk space to extract: need {needed:,} bytes, {free:,} free", target.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.extract-", dir=target.parent))
     try:
-        task = progress.add_task(f"extracting {zip_path.name.removesuffix('.part')}", total=needed) if progress else None
+        task = (progress.add_task(f"extracting {zip_path.name.removesuffix('.part')}", total=needed)
+                if progress else None)
         base = staging.resolve()
         with zipfile.ZipFile(zip_path) as archive:
             for info in entries:
                 out = (staging / info.filename.replace("\\", "/")).resolve()
                 if out != base and base not in out.parents:
-                    raise MaestroError(f"refusing zip entry '{info.filename}' (path escapes the target folder)", zip_path)
+                    raise MaestroError(f"refusing zip entry '{info.filename}' (path escapes the target folder)",
+                                       zip_path)
                 if info.is_dir():
                     out.mkdir(parents=True, exist_ok=True)
                     continue

@@ -206,7 +206,8 @@ def _total_from_range(value: str | None) -> int | None:
 def digests(path: Path, progress=None) -> tuple[str, str]:
     """(SHA-256, MD5) of a file, read once."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    task = progress.add_task(f"verifying {path.name.removesuffix('.part')}", total=path.stat().st_size) if progress else None
+    task = (progress.add_task(f"verifying {path.name.removesuffix('.part')}", total=path.stat().st_size)
+            if progress else None)
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sha.update(chunk)
@@ -242,7 +243,8 @@ def release_for_zip(zip_path: Path, version: str | None = None) -> Release:
     names = [info.filename for info in check_archive(zip_path)]
     midi_only = not any(name.lower().endswith((".wav", ".flac", ".mp3")) for name in names)
     if version is None:
-        found = sorted({m.group(1) for name in names if (m := re.search(r"maestro-(v\d+\.\d+\.\d+)\.(?:json|csv)$", name))})
+        found = sorted({m.group(1) for name in names
+                        if (m := re.search(r"maestro-(v\d+\.\d+\.\d+)\.(?:json|csv)$", name))})
         if not found:
             raise MaestroError("no maestro-vX.Y.Z.json/csv inside; pass --version", zip_path)
         version = found[-1]

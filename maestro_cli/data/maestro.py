@@ -47,7 +47,8 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
         return {"composer": self.composer, "title": self.title, "split": self.split, "year": self.year,
-                "midi_path": str(self.midi_path), "audio_path": None if self.audio_path is None else str(self.audio_path),
+                "midi_path": str(self.midi_path),
+                "audio_path": None if self.audio_path is None else str(self.audio_path),
                 "duration": self.duration}
 
 

@@ -5,7 +5,11 @@
 - ``note_offset_velocity``: also velocity within 0.1 after mir_eval's linear rescaling of the estimate;
 - ``frame``: precision/recall of active (time, pitch) cells on a 10 ms grid.
 
-References read from MIDI get the sustain pedal applied first (Magenta's rule, see :mod:`maestro_cli.symbolic.notes`).
+References read from MIDI get the sustain pedal applied first (Magenta's rule, see :mod:`maestro_cli.symbolic.pedal`).
+
+When both files are MIDI and both carry sustain-pedal (CC64) events, the pedal-down intervals are scored too, as
+Kong et al. 2021 ("High-resolution piano transcription with pedals", ``calculate_score_for_paper.py``) do with
+mir_eval: ``pedal``: onset within 200 ms and offset within 20 % or 50 ms; ``pedal_onset``: onset within 200 ms.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ OFFSET_MIN_TOLERANCE = 0.05
 FRAME_HOP = 0.01
 MIN_DURATION = 1e-3
 METRIC_GROUPS = ("note", "note_offset", "note_offset_velocity", "frame")
+PEDAL_ONSET_TOLERANCE = 0.2
+PEDAL_THRESHOLD = 64
 #: Preferred note file when several share a stem in batch mode.
 SUFFIX_ORDER = MIDI_SUFFIXES + TABLE_SUFFIXES
 
@@ -91,16 +97,71 @@ def evaluate_notes(ref_notes: np.ndarray, est_notes: np.ndarray) -> dict[str, fl
     return scores
 
 
+def pedal_intervals(times: np.ndarray, values: np.ndarray, end: float | None = None) -> np.ndarray:
+    """``(n, 2)`` spans where a pedal is down (value >= 64), from control-change times and values.
+
+    A pedal still down at the last event lasts until ``end`` (default: that event); zero-length spans are dropped.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    down = np.asarray(values) >= PEDAL_THRESHOLD
+    order = np.argsort(times, kind="stable")
+    times, down = times[order], down[order]
+    change = np.flatnonzero(down != np.concatenate([[False], down[:-1]]))
+    starts, stops = times[change[down[change]]], times[change[~down[change]]]
+    if len(stops) < len(starts):
+        stops = np.append(stops, max(times[-1] if end is None else end, starts[-1]))
+    spans = np.stack([starts, stops], axis=1) if len(starts) else np.zeros((0, 2))
+    return spans[spans[:, 1] > spans[:, 0]]
+
+
+def evaluate_pedal(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:
+    """Sustain-pedal P/R/F1 of pedal-down spans ``(n, 2)``, Kong et al.'s mir_eval convention.
+
+    ``pedal_``: onset within 200 ms and offset within 20 % of the reference span or 50 ms; ``pedal_onset_``:
+    onset within 200 ms. Also ``n_ref_pedal`` and ``n_est_pedal``.
+    """
+    from mir_eval import transcription
+
+    ref, est = (np.asarray(spans, dtype=np.float64).reshape(-1, 2) for spans in (ref, est))
+    scores: dict[str, float] = {"n_ref_pedal": len(ref), "n_est_pedal": len(est)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for group, ratio in (("pedal", OFFSET_RATIO), ("pedal_onset", None)):
+            precision, recall, f1, _ = transcription.precision_recall_f1_overlap(
+                ref, np.ones(len(ref)), est, np.ones(len(est)), onset_tolerance=PEDAL_ONSET_TOLERANCE,
+                offset_ratio=ratio, offset_min_tolerance=OFFSET_MIN_TOLERANCE)
+            scores.update({f"{group}_precision": float(precision), f"{group}_recall": float(recall),
+                           f"{group}_f1": float(f1)})
+    return scores
+
+
+def read_sustain(path: Path) -> np.ndarray | None:
+    """Sustain-pedal spans of a MIDI file, or None for a note table or a MIDI file without CC64 events."""
+    from maestro_cli.events import read_midi
+
+    if Path(path).suffix.lower() not in MIDI_SUFFIXES:
+        return None
+    notes, (times, values) = read_midi(Path(path))
+    if not len(times):
+        return None
+    return pedal_intervals(times, values, float(notes["end_s"].max(initial=0.0)))
+
+
 def evaluate_files(ref: Path, est: Path) -> dict[str, float]:
-    """Metrics for a reference file (MIDI with pedal applied, or CSV/TSV) against an estimate file."""
-    return evaluate_notes(read_notes(ref), read_notes(est))
+    """Metrics for a reference file (MIDI with pedal applied, or CSV/TSV) against an estimate file, plus
+    sustain-pedal scores when both are MIDI files with CC64 events."""
+    scores = evaluate_notes(read_notes(ref), read_notes(est))
+    ref_pedal, est_pedal = read_sustain(ref), read_sustain(est)
+    if ref_pedal is not None and est_pedal is not None:
+        scores.update(evaluate_pedal(ref_pedal, est_pedal))
+    return scores
 
 
 def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
-    """The mean of every numeric metric over the rows (note counts are summed)."""
-    keys = [key for key in rows[0] if isinstance(rows[0][key], (int, float))]
-    return {key: (float(sum(row[key] for row in rows)) if key.startswith("n_")
-                  else float(np.mean([row[key] for row in rows]))) for key in keys}
+    """The mean of every numeric metric over the rows that have it (counts, ``n_*``, are summed)."""
+    keys = list(dict.fromkeys(key for row in rows for key in row if isinstance(row[key], (int, float))))
+    return {key: (float(sum(row[key] for row in rows if key in row)) if key.startswith("n_")
+                  else float(np.mean([row[key] for row in rows if key in row]))) for key in keys}
 
 
 @dataclass(frozen=True)

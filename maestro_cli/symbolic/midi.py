@@ -39,7 +39,8 @@ def read_midi(path: Path | str | bytes) -> tuple[np.ndarray, tuple[np.ndarray, n
         values.append(controls["value"][pedal])
     notes = np.concatenate(parts) if parts else np.zeros(0, NOTE_DTYPE)
     notes = notes[notes["velocity"] > 0]
-    pedals = (np.concatenate(times) if times else np.zeros(0), np.concatenate(values) if values else np.zeros(0, np.uint8))
+    pedals = (np.concatenate(times) if times else np.zeros(0),
+              np.concatenate(values) if values else np.zeros(0, np.uint8))
     return notes, pedals
 
 
@@ -91,8 +92,12 @@ def notes_to_score(notes: np.ndarray):
     return score
 
 
-def write_midi(notes: np.ndarray, path: str | Path) -> None:
-    """Write the notes as a one-track piano MIDI file (program 0, 120 bpm, 960 ticks per quarter)."""
+def write_midi(notes: np.ndarray, path: str | Path, controls=None) -> None:
+    """Write the notes as a one-track piano MIDI file (program 0, 120 bpm, 960 ticks per quarter).
+
+    ``controls``, rows ``(time_s, controller, value)`` (e.g. CC64 sustain, CC67 soft pedal), are written as
+    control changes in time order (rows at equal times keep their order).
+    """
     import symusic
 
     score = symusic.Score(960, ttype="second")
@@ -101,5 +106,8 @@ def write_midi(notes: np.ndarray, path: str | Path) -> None:
         duration = max(offset - onset, 1e-3)
         track.notes.append(symusic.Note(float(onset), float(duration), int(pitch),
                                         int(np.clip(round(velocity), 1, 127)), ttype="second"))
+    for time, number, value in sorted(np.asarray(controls if controls is not None else [], dtype=np.float64)
+                                      .reshape(-1, 3).tolist(), key=lambda row: row[0]):
+        track.controls.append(symusic.ControlChange(max(time, 0.0), int(number), int(value), ttype="second"))
     score.tracks.append(track)
     score.dump_midi(str(path))

@@ -213,7 +213,8 @@ def build_cache(tokenizer: Any, root: Path | str, out_dir: Path | None = None, j
         for job in stats.values():
             if job.split == split and job.file in pieces:
                 length = len(pieces[job.file])
-                entries.append({"file": job.file, "composer": job.composer, "composer_class": composer_class(job.composer),
+                entries.append({"file": job.file, "composer": job.composer,
+                                "composer_class": composer_class(job.composer),
                                 "offset": offset, "length": length, "mtime": job.mtime, "size": job.size})
                 offset += length
         flat = np.concatenate([pieces[e["file"]] for e in entries]) if entries else np.zeros(0, np.uint16)

@@ -6,7 +6,8 @@ chroma -> quantised chroma, pitch onsets -> DLNCO, the optimal chroma shift, the
 the same audio features of the score rendered with the built-in soundfont synth (``-o
 score_features=rendered``; the audio onset detector's -25 ms offset then cancels out), or synctoolbox's
 symbolic features from the notes (``df_to_pitch_features`` / ``df_to_pitch_onset_features``,
-``-o score_features=symbolic``). A MIDI performance goes through the symbolic features on both sides. numba's compiled code is cached in
+``-o score_features=symbolic``). A MIDI performance goes through the symbolic features on both sides.
+numba's compiled code is cached in
 ``$NUMBA_CACHE_DIR`` (default ``~/.cache/maestro/numba``): the first run compiles for about 20 s.
 """
 

@@ -1,0 +1,194 @@
+"""maestro plugin: transcriber ``transkun`` on Transkun v2 (Yan & Duan), the packaged 2.0 model of ``transkun`` 2.0.1.
+
+The model is built from its Python classes (``transkun.ModelTransformer.TransKun`` with the packaged ``2.0.conf``)
+and loaded from ``transkun/pretrained/2.0.pt`` with ``weights_only=True``. Audio is read with maestro's own loader
+(any format) and resampled to 44.1 kHz. Transkun transcribes in 16 s windows (8 s hop), one window at a time, so
+the model's memory does not grow with the recording. Notes keep their key releases; the sustain (CC64) and soft
+(CC67) pedals are written as control changes.
+
+torchaudio (no build exists for the pinned torch) is only used by transkun to compute its mel filterbank when the
+model is constructed; :func:`_torchaudio_shim` provides exactly that function during construction, and the
+checkpoint's stored filterbank (``framewiseFeatureExtractor.freq2mels``) then overwrites it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.hookspecs import hookimpl
+
+SAMPLE_RATE = 44100
+#: transkun's pedal "pitches" and the MIDI controllers they become.
+PEDALS = {-64: 64, -67: 67}
+_INSTALL = "pip install --no-deps transkun==2.0.1"
+
+
+@dataclass
+class TranskunOptions:
+    """Checkpoint, windowing, device and threads of the transkun transcriber."""
+
+    checkpoint: str | None = None
+    conf: str | None = None
+    segment_seconds: float = 16.0
+    hop_seconds: float = 8.0
+    device: str = "cpu"
+    threads: int = 0
+    pedals: bool = True
+
+    def __post_init__(self) -> None:
+        if not 2.0 <= self.segment_seconds <= 60.0:
+            raise UsageError("transkun option segment_seconds must be between 2 and 60")
+        if not 0.0 < self.hop_seconds <= self.segment_seconds:
+            raise UsageError("transkun option hop_seconds must be > 0 and at most segment_seconds")
+        if self.threads < 0:
+            raise UsageError("transkun option threads must be >= 0 (0: torch's default)")
+
+
+def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int,
+                    norm: str | None = None, mel_scale: str = "htk"):
+    """torchaudio's triangular mel filterbank ``(n_freqs, n_mels)`` (HTK mel scale, no normalisation)."""
+    import torch
+
+    if norm is not None or mel_scale != "htk":
+        raise NotImplementedError("only the HTK mel scale without normalisation (what transkun uses)")
+    freqs = torch.linspace(0, sample_rate // 2, n_freqs)
+    mel_lo, mel_hi = (2595.0 * math.log10(1.0 + f / 700.0) for f in (f_min, f_max))
+    f_pts = 700.0 * (10 ** (torch.linspace(mel_lo, mel_hi, n_mels + 2) / 2595.0) - 1.0)
+    f_diff = f_pts[1:] - f_pts[:-1]
+    slopes = f_pts.unsqueeze(0) - freqs.unsqueeze(1)
+    down = -slopes[:, :-2] / f_diff[:-1]
+    up = slopes[:, 2:] / f_diff[1:]
+    return torch.clamp(torch.min(down, up), min=0.0)
+
+
+@contextlib.contextmanager
+def _torchaudio_shim() -> Iterator[None]:
+    """Let ``import torchaudio`` return a module with only ``functional.melscale_fbanks`` while inside."""
+    shim = types.ModuleType("torchaudio")
+    shim.functional = types.SimpleNamespace(melscale_fbanks=melscale_fbanks)
+    previous = sys.modules.get("torchaudio")
+    sys.modules["torchaudio"] = shim
+    try:
+        yield
+    finally:
+        if previous is None:
+            sys.modules.pop("torchaudio", None)
+        else:
+            sys.modules["torchaudio"] = previous
+
+
+def packaged_files() -> tuple[Path, Path]:
+    """Paths of the weights and configuration inside the installed ``transkun`` wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("transkun")
+    if spec is None or not spec.submodule_search_locations:
+        raise MaestroError(f"the transkun package is not installed ({_INSTALL})")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "pretrained"
+    return folder / "2.0.pt", folder / "2.0.conf"
+
+
+def load_model(checkpoint: Path, conf: Path, device: str = "cpu"):
+    """Build ``TransKun`` from ``conf`` and load ``checkpoint`` (weights only, every tensor must fit)."""
+    import torch
+
+    for path in (checkpoint, conf):
+        if not path.is_file():
+            raise MaestroError("no such file", path)
+    try:
+        config = json.loads(conf.read_text(encoding="utf-8"))["Model"]["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MaestroError(f"not a transkun model configuration ({type(exc).__name__}: {exc})", conf) from None
+    try:
+        saved = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        state = saved.get("best_state_dict", saved.get("state_dict"))
+        if state is None:
+            raise KeyError("no 'state_dict' in the file")
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise MaestroError(f"not a readable transkun checkpoint ({type(exc).__name__}: {message})",
+                           checkpoint) from None
+    from transkun import ModelTransformer
+
+    settings = ModelTransformer.Config()
+    settings.__dict__.update(config)
+    with _torchaudio_shim():
+        model = ModelTransformer.TransKun(conf=settings)
+    try:
+        model.load_state_dict(state, strict=True)  # includes the stored mel filterbank
+    except RuntimeError as exc:
+        raise MaestroError(f"checkpoint does not fit the model of {conf.name} "
+                           f"({str(exc).splitlines()[0]})", checkpoint) from None
+    model.backbone.useGradientCheckpoint = False
+    return model.eval().to(device)
+
+
+class TranskunTranscriber:
+    """Transcribes recordings with Transkun v2: notes with velocities, sustain and soft pedal."""
+
+    def __init__(self, options: TranskunOptions):
+        self.options = options
+        self._model = None
+
+    def model(self):
+        """The model, built and loaded on first use."""
+        if self._model is None:
+            import torch
+
+            if self.options.device.startswith("cuda") and not torch.cuda.is_available():
+                raise UsageError("transkun option device=cuda: no CUDA device is available")
+            if self.options.threads:
+                torch.set_num_threads(self.options.threads)
+            checkpoint, conf = (Path(path) if path else None for path in (self.options.checkpoint, self.options.conf))
+            if checkpoint is None or conf is None:
+                weights, packaged_conf = packaged_files()
+                checkpoint, conf = checkpoint or weights, conf or packaged_conf
+            self._model = load_model(checkpoint, conf, self.options.device)
+        return self._model
+
+    def events(self, audio) -> tuple[list, list]:
+        """Notes ``(onset_s, offset_s, pitch, velocity)`` and pedal spans ``(start_s, end_s, controller)`` of mono
+        44.1 kHz ``audio``."""
+        import torch
+
+        model = self.model()
+        x = torch.from_numpy(audio).unsqueeze(-1).to(self.options.device)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = model.transcribe(x, stepInSecond=self.options.hop_seconds,
+                                     segmentSizeInSecond=self.options.segment_seconds)
+        notes = [(e.start, e.end, e.pitch, e.velocity) for e in found if e.pitch > 0]
+        pedals = [(e.start, e.end, PEDALS[e.pitch]) for e in found if e.pitch in PEDALS and e.end - e.start >= 1e-3]
+        return notes, pedals
+
+    def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
+        import numpy as np
+
+        from maestro_cli.audio.io import load_audio
+        from maestro_cli.symbolic.midi import write_midi
+        from maestro_cli.symbolic.notes import write_notes_csv
+
+        self.model()  # a bad checkpoint fails before the audio is decoded
+        notes, pedals = self.events(load_audio(audio, SAMPLE_RATE))
+        notes = np.array(notes, dtype=np.float64).reshape(-1, 4)
+        controls = [row for start, end, number in pedals for row in ((start, number, 127), (end, number, 0))]
+        write_midi(notes, out_midi, controls=controls if self.options.pedals else None)
+        if notes_csv is not None:
+            write_notes_csv(notes, notes_csv)
+
+
+@hookimpl
+def register_transcribers(register):
+    register("transkun", TranskunTranscriber, options=TranskunOptions, aliases=("transkun2",),
+             description="Transkun v2 (Yan & Duan 2024): notes, velocities, sustain and soft pedal; "
+                         "the most accurate installed, slower than onsets-frames",
+             priority=30)
