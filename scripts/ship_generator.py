@@ -1,9 +1,10 @@
 """Ship a generator run as the default model: weights + config + vocabulary + MODEL_CARD.md under models/<name>/.
 
-Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL per event on whole pieces
-(a seeded subset of ``--test-pieces`` pieces, or all with 0) with the true composer token and with a
-shuffled one (each piece gets another composer of the split), and writes the model card from the run's
-validation curve. A run started with ``-o init`` is reported with the history of its init weights
+Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL per event on whole pieces of the
+whole test split (and on the seeded subset of ``--test-pieces`` pieces earlier cards reported) with the true composer
+token and on the whole split with a shuffled one (each piece gets another composer of the split), and writes the
+model card from the run's validation curve (plus stuck notes and composer classification with ``--quality``).
+A run started with ``-o init`` is reported with the history of its init weights
 (steps, tokens, wall time and curve counted on, ``transformer_train.lineage``). The card also compares with
 the model it replaces (same test pieces), times ``maestro generate --composer Chopin -n 4`` in a fresh process
 (wall time and peak memory; the machine's load average is reported with it), and extrapolates the validation
@@ -92,7 +93,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--name", default="maestro-transformer")
-    parser.add_argument("--test-pieces", type=int, default=24)
+    parser.add_argument("--test-pieces", type=int, default=36, help="the seeded subset reported for continuity")
+    parser.add_argument("--quality", type=Path, default=None,
+                        help="JSON line of benchmarks/generate_quality.py for these weights (stuck notes, composers)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--command", required=True, help="the exact training command(s)")
     parser.add_argument("--hardware", default=f"{platform.machine()} CPU")
@@ -106,12 +109,12 @@ def main() -> None:
     model, ckpt = tt.load_model(folder)
     history = tt.lineage(ckpt)
     test = tt.load_split(args.data, "test")
-    pieces = None if args.test_pieces == 0 else args.test_pieces
     started = time.time()
-    true = tt.split_nll(model, test, shuffle_composer=False, max_pieces=pieces)
-    shuffled = tt.split_nll(model, test, shuffle_composer=True, max_pieces=pieces)
+    true, subset = whole_and_subset_nll(model, test, args.test_pieces)
+    shuffled = tt.split_nll(model, test, shuffle_composer=True)
     print(f"test NLL {true['nll_per_event']:.4f} (shuffled composer {shuffled['nll_per_event']:.4f}), "
-          f"{true['pieces']} pieces, {true['events']:,} events, {time.time() - started:.0f} s", file=sys.stderr)
+          f"{true['pieces']} pieces, {true['events']:,} events; {subset['pieces']}-piece subset "
+          f"{subset['nll_per_event']:.4f}; {time.time() - started:.0f} s", file=sys.stderr)
     train = tt.load_split(args.data, "train")
     counts: dict[int, int] = {}
     for token in train.composers.tolist():
@@ -119,8 +122,11 @@ def main() -> None:
     names = dict(zip(range(events.COMPOSER, events.VOCAB_SIZE), events.COMPOSER_NAMES))
     metrics = {"step": history["step"], "tokens_seen": history["tokens_seen"], "wall_s": history["wall_s"],
                "params": model.num_params(), "val_nll_windows": ckpt["best_val"],
-               "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": args.test_pieces,
+               "test_nll": true, "test_nll_shuffled_composer": shuffled, "test_pieces": 0,
+               "test_nll_subset": {**subset, "seed": 0},
                "generate_chopin_4x30s": speed, "training_tok_s": training_rate(history["log"])}
+    if args.quality is not None:
+        metrics["quality"] = json.loads(args.quality.read_text(encoding="utf-8").strip().splitlines()[-1])
     gap = ckpt["best_val"] - true["nll_per_event"]  # test NLL has run below validation: the targets are on test
     metrics["extrapolation"] = extrapolate(history["log"], {f"test {t}": t + gap for t in (2.2, 2.0)})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
@@ -128,15 +134,54 @@ def main() -> None:
     print(folder)
 
 
+def whole_and_subset_nll(model, split, subset_pieces: int) -> tuple[dict, dict]:
+    """NLL with the true composer on every piece of ``split``, and on the seeded subset of ``subset_pieces`` pieces
+    that :func:`transformer_train.split_nll` draws (the figure earlier cards reported), from one pass."""
+    per_piece = [tt.piece_nll(model, split.piece(i), int(split.composers[i]), torch.device("cpu"))
+                 for i in range(len(split))]
+    chosen = np.sort(np.random.default_rng(0).choice(len(split), size=subset_pieces, replace=False))
+
+    def summary(indices) -> dict:
+        total = sum(per_piece[i][0] for i in indices)
+        count = sum(per_piece[i][1] for i in indices)
+        return {"nll_per_event": total / count, "perplexity": math.exp(total / count), "events": count,
+                "pieces": len(indices)}
+
+    return summary(range(len(split))), summary(chosen)
+
+
+def quality_lines(quality: dict) -> list[str]:
+    """Stuck notes and composer classification of generated pieces (benchmarks/generate_quality.py)."""
+    lines = ["", "## Generated music: stuck notes and composers",
+             f"Measured with `benchmarks/generate_quality.py` ({quality['pieces_per_composer']} pieces x 30 s for "
+             f"each of Bach, Chopin, Liszt, Mozart and Beethoven, seed {quality['seed']}).", "",
+             f"| set | notes | > {quality['long_note_s']:g} s | share | longest |", "|---|---:|---:|---:|---:|"]
+    for label, row in quality["stuck_notes"].items():
+        lines.append(f"| {label} | {row['notes']:,} | {row['long']} | {row['share_pct']:.3f} % | "
+                     f"{row['longest_s']:.1f} s |")
+    real = quality["composer_accuracy"]["real test"]["accuracy"]
+    lines += ["", "Composer classifier (features of 30 s excerpts, trained on real train excerpts; chance 20 %):", "",
+              "| excerpts | n | accuracy | / real |", "|---|---:|---:|---:|"]
+    for label, row in quality["composer_accuracy"].items():
+        lines.append(f"| {label} | {row['n']} | {row['accuracy']:.1%} | {row['accuracy'] / real:.0%} |")
+    return lines
+
+
 def progress_lines(metrics: dict, previous: dict | None, cfg: dict, train_tokens: int) -> list[str]:
     """The card's comparison with the replaced model, generation speed and the extrapolated cost of the targets."""
     lines = ["", "## Progress, speed and what the targets would take"]
-    if previous and previous.get("test_pieces") == metrics["test_pieces"]:
-        old, new = previous["test_nll"]["nll_per_event"], metrics["test_nll"]["nll_per_event"]
+    if previous:
+        new_subset = metrics["test_nll_subset"]["nll_per_event"]
+        old_subset = (previous.get("test_nll_subset") or previous["test_nll"])["nll_per_event"]
+        whole = f"whole test split {metrics['test_nll']['nll_per_event']:.3f}"
+        if previous.get("test_pieces") == 0:
+            old_whole = previous["test_nll"]["nll_per_event"]
+            whole += f" (was {old_whole:.3f}, {metrics['test_nll']['nll_per_event'] - old_whole:+.3f})"
         lines.append(f"- Replaced weights: step {previous['step']:,} ({previous['tokens_seen'] / 1e6:.2f} M tokens), "
-                     f"validation NLL {previous['val_nll_windows']:.3f}, test NLL {old:.3f}; these: step "
-                     f"{metrics['step']:,} ({metrics['tokens_seen'] / 1e6:.2f} M tokens), "
-                     f"{metrics['val_nll_windows']:.3f} and **{new:.3f}** ({new - old:+.3f}, same test pieces).")
+                     f"validation NLL {previous['val_nll_windows']:.3f}; these: step {metrics['step']:,} "
+                     f"({metrics['tokens_seen'] / 1e6:.2f} M tokens), validation {metrics['val_nll_windows']:.3f}, "
+                     f"{whole}; on the {metrics['test_nll_subset']['pieces']}-piece subset of earlier cards "
+                     f"{old_subset:.3f} -> **{new_subset:.3f}** ({new_subset - old_subset:+.3f}).")
     speed = metrics["generate_chopin_4x30s"]
     lines.append(f"- `maestro generate --composer Chopin -n 4 --seconds 30 --seed 1` in a fresh process, start-up "
                  f"included: {speed['wall_s']:.1f} s wall, {speed['peak_rss_mb']} MB peak resident memory "
@@ -167,8 +212,9 @@ def write_card(folder, args, ckpt, history, model, metrics, previous, counts, na
     steps = f"{history['step']:,} (batch {opts.get('batch_size')} x {cfg['max_seq_len']} tokens)"
     if ckpt.get("prior"):
         steps += f": {ckpt['prior']['step']:,} of the init weights, then {ckpt['step']:,} in a new run from them"
-    subset = ("all 177 pieces" if not args.test_pieces else
-              f"a seeded random subset of {true['pieces']} of the 177 pieces ({true['events']:,} events)")
+    part = metrics["test_nll_subset"]
+    subset = (f"all {true['pieces']} pieces, {true['events']:,} events; on the seeded subset of {part['pieces']} "
+              f"pieces that earlier cards reported: {part['nll_per_event']:.3f}")
     lines = [
         f"# {args.name}: the default `maestro generate` model",
         "",
@@ -224,6 +270,8 @@ def write_card(folder, args, ckpt, history, model, metrics, previous, counts, na
     ]
     for token, name in names.items():
         lines.append(f"| {name} | {counts.get(token, 0)} |")
+    if "quality" in metrics:
+        lines += quality_lines(metrics["quality"])
     lines += progress_lines(metrics, previous, cfg, train_tokens)
     lines += [
         "",
@@ -238,8 +286,9 @@ def write_card(folder, args, ckpt, history, model, metrics, previous, counts, na
         f"- Context of {cfg['max_seq_len']} events (about {cfg['max_seq_len'] / 40:.0f} s of music); longer "
         "pieces are generated with a sliding window, so nothing beyond the window is remembered.",
         f"- Composer conditioning is weak so far: the true composer token lowers the test NLL by only "
-        f"{shuffled['nll_per_event'] - true['nll_per_event']:.4f} nats/event against a shuffled one. Composers "
-        "with fewer than five pieces share the `unknown` token.",
+        f"{shuffled['nll_per_event'] - true['nll_per_event']:.4f} nats/event against a shuffled one; "
+        "`maestro generate --guidance W` (classifier-free guidance against the `unknown` composer) makes it "
+        "audible. Composers with fewer than five pieces share the `unknown` token.",
         "- Solo piano only, Performance-RNN resolution (10 ms, 32 velocity bins); sustain pedal is folded into "
         "note durations, so outputs carry no pedal events.",
     ]

@@ -169,7 +169,7 @@ class CopyTranscriber:
         self.keep_every = keep_every
 
     def transcribe(self, audio, out_midi, *, notes_csv=None):
-        from maestro_cli.tokens.performance import midi_notes
+        from maestro_cli.symbolic.midi import midi_notes
 
         notes = midi_notes(audio.read_bytes())[::self.keep_every]
         write_midi(out_midi, [(int(n["pitch"]), n["start_s"], n["end_s"], int(n["velocity"])) for n in notes])

@@ -137,7 +137,7 @@ def evaluate_pedal(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:
 
 def read_sustain(path: Path) -> np.ndarray | None:
     """Sustain-pedal spans of a MIDI file, or None for a note table or a MIDI file without CC64 events."""
-    from maestro_cli.events import read_midi
+    from maestro_cli.symbolic.midi import read_midi
 
     if Path(path).suffix.lower() not in MIDI_SUFFIXES:
         return None

@@ -24,7 +24,7 @@ def read_midi(path: Path | str | bytes) -> tuple[np.ndarray, tuple[np.ndarray, n
         score = symusic.Score.from_midi(path) if isinstance(path, bytes) else symusic.Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
         raise MaestroError(f"not a readable MIDI file ({exc})", None if isinstance(path, bytes) else path) from None
-    seconds = _tick_clock(score.tempos.numpy(), score.tpq)
+    seconds = tick_clock(score.tempos.numpy(), score.tpq)
     parts, times, values = [], [], []
     for track in score.tracks:
         if track.is_drum:
@@ -44,7 +44,7 @@ def read_midi(path: Path | str | bytes) -> tuple[np.ndarray, tuple[np.ndarray, n
     return notes, pedals
 
 
-def _tick_clock(tempos: dict[str, np.ndarray], tpq: int):
+def tick_clock(tempos: dict[str, np.ndarray], tpq: int):
     """A function mapping tick arrays to seconds (float64) for a tempo map (120 bpm before the first tempo)."""
     ticks = np.concatenate([[0], tempos["time"].astype(np.int64)])
     seconds_per_tick = np.concatenate([[0.5], tempos["mspq"].astype(np.float64) / 1e6]) / max(int(tpq), 1)

@@ -176,13 +176,13 @@ def _midi_notes(path: Path) -> np.ndarray:
     """SCORE_DTYPE notes of a MIDI score: seconds from its tempo map, beats and bars from its time signatures."""
     import symusic
 
-    from maestro_cli.tokens.performance import _tick_clock
+    from maestro_cli.symbolic.midi import tick_clock
 
     try:
         midi = symusic.Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
         raise MaestroError(f"not a readable MIDI file ({exc})", path) from None
-    seconds = _tick_clock(midi.tempos.numpy(), midi.tpq)
+    seconds = tick_clock(midi.tempos.numpy(), midi.tpq)
     rows = [track.notes.numpy() for track in midi.tracks if not track.is_drum]
     rows = [r for r in rows if len(r)]
     if not rows:
@@ -233,14 +233,14 @@ def _sort(notes: np.ndarray) -> np.ndarray:
 
 def performance_notes(notes: np.ndarray) -> np.ndarray:
     """The score notes as :data:`maestro_cli.tokens.performance.NOTE_DTYPE` (for features and note matching)."""
-    from maestro_cli.tokens.performance import make_notes
+    from maestro_cli.symbolic.notes import make_notes
 
     return make_notes(notes["pitch"], notes["start_s"], notes["end_s"], notes["velocity"])
 
 
 def write_midi(score: Score, target: Path | str) -> None:
     """Write the score's notes as a one-track MIDI file at the score's tempo (to render or re-time it)."""
-    from maestro_cli.symbolic.notes import write_midi as write_note_list
+    from maestro_cli.symbolic.midi import write_midi as write_note_list
 
     notes = score.notes
     write_note_list(np.stack([notes["start_s"], np.maximum(notes["end_s"], notes["start_s"] + 1e-3),
