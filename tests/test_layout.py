@@ -85,3 +85,26 @@ def test_domain_packages_load_neither_typer_nor_rich(package):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"importing maestro_cli.{package} loads {out.stdout.strip()}"
+
+
+def test_every_maestro_import_resolves():
+    """Lazy imports inside functions fail only when they run: check every `from maestro_cli... import name`."""
+    code = """
+import ast, importlib, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+bad = []
+for path in sorted([*root.joinpath("maestro_cli").rglob("*.py"), *root.joinpath("plugins").rglob("*.py")]):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("maestro_cli"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        bad.append(f"{path}: from {node.module} import {alias.name}")
+print("\\n".join(bad))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(PACKAGE.parent)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
