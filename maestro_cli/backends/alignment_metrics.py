@@ -13,7 +13,7 @@ class AlignmentMetrics:
 
     def evaluate(self, ref: list[Path], est: Path, score: Path | None = None) -> dict:
         """Note-level scores (``level: "notes"``) when both sides are note alignments; else the time-map error
-        summary (``level: "time"``) with ``points``: each reference point's performance time and error (s)."""
+        summary (``level: "time"``) with ``point_errors``: each reference point's performance time and error (s)."""
         from maestro_cli.align.io import read_alignment
         from maestro_cli.align.notes import is_note_alignment, read_reference
         from maestro_cli.metrics import alignment as metrics
@@ -32,7 +32,7 @@ class AlignmentMetrics:
         est_score, est_performance, _ = read_alignment(est)
         errors = metrics.alignment_errors(ref_score, ref_performance, est_score, est_performance)
         return {**names, "level": "time", **metrics.summarize(errors),
-                "points": {"performance_s": ref_performance.tolist(), "error_s": errors.tolist()}}
+                "point_errors": {"performance_s": ref_performance.tolist(), "error_s": errors.tolist()}}
 
 
 @hookimpl

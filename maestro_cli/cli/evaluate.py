@@ -62,7 +62,7 @@ def alignment(
     matched (score note, performance note) pairs, of deletions and of insertions.
     """
     result = get_backend("metric", "alignment").create([]).evaluate(ref=ref, est=est, score=score)
-    points = result.pop("points", None)
+    points = result.pop("point_errors", None)
     if as_json:
         emit(result, as_json=True)
     elif result["level"] == "notes":
