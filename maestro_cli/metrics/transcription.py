@@ -76,7 +76,7 @@ def evaluate_notes(ref_notes: np.ndarray, est_notes: np.ndarray) -> dict[str, fl
     est_iv, est_hz, est_vel = to_mir_eval(est_notes)
     scores: dict[str, float] = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # mir_eval warns about empty note lists; they score 0
+        warnings.simplefilter("ignore")  # mir_eval warns when a side has no notes; it scores 0
         groups = {
             "note": transcription.precision_recall_f1_overlap(
                 ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOLERANCE, offset_ratio=None)[:3],
