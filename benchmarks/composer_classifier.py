@@ -48,7 +48,7 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def features(notes: np.ndarray) -> np.ndarray:
-    """A fixed-length feature vector for one excerpt (a :data:`maestro_cli.tokens.performance.NOTE_DTYPE` array)."""
+    """A fixed-length feature vector for one excerpt (a :data:`maestro_cli.symbolic.notes.NOTE_DTYPE` array)."""
     order = np.lexsort((notes["pitch"], notes["start_s"]))
     pitch = notes["pitch"][order].astype(np.float64)
     onset, offset = notes["start_s"][order], notes["end_s"][order]

@@ -51,7 +51,7 @@ console = Console(stderr=True, width=180)
 
 @dataclass
 class Item:
-    """One recording and its reference note lists (one per scored set)."""
+    """One recording and its reference notes (one set per scored set)."""
 
     name: str
     audio: Path
@@ -62,9 +62,9 @@ class Item:
 
 def cut(notes: np.ndarray, seconds: float) -> np.ndarray:
     """Notes starting before ``seconds``, with offsets clipped there."""
-    notes = notes[notes[:, 0] < seconds].copy()
-    notes[:, 1] = np.minimum(notes[:, 1], seconds)
-    return notes[notes[:, 1] > notes[:, 0]]
+    notes = notes[notes["start_s"] < seconds]
+    notes["end_s"] = np.minimum(notes["end_s"], seconds)
+    return notes[notes["end_s"] > notes["start_s"]]
 
 
 def cut_spans(spans: np.ndarray, seconds: float) -> np.ndarray:

@@ -38,24 +38,23 @@ def save(fig: Any, target: Path) -> Path:
     return target
 
 
-def draw_notes(ax: Any, onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray, *,
-               velocity: np.ndarray | None = None, color: Any = "tab:blue", alpha: float = 1.0,
+def draw_notes(ax: Any, notes: np.ndarray, *, by_velocity: bool = False, color: Any = "tab:blue", alpha: float = 1.0,
                height: float = 0.8, label: str | None = None) -> Any:
-    """Draw notes as horizontal bars on ``ax`` (time in seconds vs MIDI pitch).
+    """Draw notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`) as horizontal bars on ``ax`` (seconds vs pitch).
 
-    With ``velocity`` the bars are coloured by velocity (``VELOCITY_CMAP``, 0..127) and the returned collection can
-    feed ``fig.colorbar``; otherwise they take ``color``. Returns the ``PolyCollection``.
+    With ``by_velocity`` the bars are coloured by velocity (``VELOCITY_CMAP``, 0..127) and the returned collection
+    can feed ``fig.colorbar``; otherwise they take ``color``. Returns the ``PolyCollection``.
     """
     from matplotlib.collections import PolyCollection
 
-    onset, offset, pitch = (np.asarray(a, dtype=np.float64) for a in (onset, offset, pitch))
+    onset, offset, pitch = (notes[name].astype(np.float64) for name in ("start_s", "end_s", "pitch"))
     width = np.maximum(offset - onset, 1e-3)
     low, high = pitch - height / 2, pitch + height / 2
     verts = np.stack([np.stack([onset, low], 1), np.stack([onset, high], 1),
                       np.stack([onset + width, high], 1), np.stack([onset + width, low], 1)], 1)
     bars = PolyCollection(verts, alpha=alpha, linewidths=0, label=label)
-    if velocity is not None:
-        bars.set_array(np.asarray(velocity, dtype=np.float64))
+    if by_velocity:
+        bars.set_array(notes["velocity"].astype(np.float64))
         bars.set_cmap(VELOCITY_CMAP)
         bars.set_clim(0, 127)
     else:
@@ -86,15 +85,16 @@ def piano_roll_axes(ax: Any, pitch: np.ndarray, start: float, end: float, *, mar
     return low, high
 
 
-def piano_roll(target: Path, onset: np.ndarray, offset: np.ndarray, pitch: np.ndarray, velocity: np.ndarray,
-               pedals: Sequence[tuple[float, float]] = (), *, title: str = "", start: float | None = None,
-               end: float | None = None, width: float = 12.0, height: float = 5.0, dpi: int = 100) -> Path:
-    """Write a piano roll PNG: bars coloured by velocity, the sustain pedal as a band under the lowest note."""
+def piano_roll(target: Path, notes: np.ndarray, pedals: Sequence[tuple[float, float]] = (), *, title: str = "",
+               start: float | None = None, end: float | None = None, width: float = 12.0, height: float = 5.0,
+               dpi: int = 100) -> Path:
+    """Write a piano roll PNG of ``notes``: bars coloured by velocity, the sustain pedal as a band under the lowest
+    note."""
     fig, ax = figure(width, height, dpi)
-    start = float(np.min(onset)) if start is None and len(onset) else (start or 0.0)
-    end = float(np.max(offset)) if end is None and len(offset) else (end if end is not None else start + 1.0)
-    bars = draw_notes(ax, onset, offset, pitch, velocity=velocity)
-    low, high = piano_roll_axes(ax, pitch, start, end, margin=4)
+    start = float(np.min(notes["start_s"])) if start is None and len(notes) else (start or 0.0)
+    end = float(np.max(notes["end_s"])) if end is None and len(notes) else (end if end is not None else start + 1.0)
+    bars = draw_notes(ax, notes, by_velocity=True)
+    low, high = piano_roll_axes(ax, notes["pitch"], start, end, margin=4)
     draw_pedal(ax, pedals, low=low, high=low + 1.5)
     fig.colorbar(bars, ax=ax, label="velocity", pad=0.01)
     if pedals:
@@ -160,7 +160,7 @@ def transcription_roll(ref_notes, est_notes, out: Path, title: str = "") -> None
 
     def bars(notes, iv, mask, **style):
         if mask.any():
-            ax.barh(notes[mask, 2], iv[mask, 1] - iv[mask, 0], left=iv[mask, 0], height=0.8, **style)
+            ax.barh(notes["pitch"][mask], iv[mask, 1] - iv[mask, 0], left=iv[mask, 0], height=0.8, **style)
 
     bars(ref_notes, ref_iv, ref_hit, color="0.8", label=f"reference, found ({ref_hit.sum()})")
     bars(ref_notes, ref_iv, ~ref_hit, color="none", edgecolor="tab:orange", linewidth=1.2,

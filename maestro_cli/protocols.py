@@ -133,7 +133,9 @@ class Transcriber(Protocol):
     """Transcribes one recording to a piano MIDI file.
 
     Backends load audio with :func:`maestro_cli.audio.io.load_audio` (any format, rate and channel count; clear
-    errors for empty, unreadable or silent files) and write notes with :mod:`maestro_cli.symbolic.notes`. The stage
+    errors for empty, unreadable or silent files), hold notes as :data:`maestro_cli.symbolic.notes.NOTE_DTYPE`
+    arrays and write them with :func:`maestro_cli.symbolic.midi.write_midi` and
+    :func:`maestro_cli.symbolic.notes.write_notes_csv`. The stage
     hands them temporary paths and renames both outputs into place only when the call succeeds.
     """
 

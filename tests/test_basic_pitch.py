@@ -13,7 +13,7 @@ from helpers import run_maestro
 
 from maestro_cli.audio.io import load_audio
 from maestro_cli.metrics.transcription import evaluate_notes
-from maestro_cli.symbolic.notes import read_notes
+from maestro_cli.symbolic.notes import from_rows, read_notes, to_rows
 
 pytest.importorskip("maestro_basic_pitch")
 pytest.importorskip("basic_pitch")
@@ -31,8 +31,8 @@ def maps_clip(tmp_path_factory, shared_data):
     clip = folder / f"{MAPS}.flac"
     soundfile.write(clip, audio, 16000)
     ref = read_notes(shared_data / "maps-disklavier" / "tsv" / f"{MAPS}.tsv")
-    ref = ref[ref[:, 0] < 10.0]
-    ref[:, 1] = np.minimum(ref[:, 1], 10.0)
+    ref = ref[ref["start_s"] < 10.0]
+    ref["end_s"] = np.minimum(ref["end_s"], 10.0)
     return clip, ref
 
 
@@ -43,8 +43,8 @@ def transcriber():
 
 def synth_piano(notes: np.ndarray, sample_rate: int) -> np.ndarray:
     """Additive piano-like tones: 8 slightly inharmonic partials, fast attack, exponential decay, damped release."""
-    audio = np.zeros(int((notes[:, 1].max() + 1.0) * sample_rate))
-    for onset, offset, pitch, velocity in notes:
+    audio = np.zeros(int((notes["end_s"].max() + 1.0) * sample_rate))
+    for pitch, onset, offset, velocity in notes.tolist():
         held = int((offset - onset) * sample_rate)
         t = np.arange(held + int(0.3 * sample_rate)) / sample_rate
         envelope = np.exp(-3 * t) * np.minimum(1, t / 0.005)
@@ -65,11 +65,11 @@ def scale_and_chords() -> np.ndarray:
     for chord in ((48, 52, 55), (53, 57, 60), (55, 59, 62, 67), (48, 55, 64, 72)):
         notes += [(t, t + 0.8, pitch, 90) for pitch in chord]
         t += 1.0
-    return np.array(notes, dtype=float)
+    return from_rows(notes)
 
 
 def events_to_notes(events) -> np.ndarray:
-    return np.array([(on, off, pitch, amp * 127) for on, off, pitch, amp, _ in events]).reshape(-1, 4)
+    return from_rows([(on, off, pitch, amp * 127) for on, off, pitch, amp, _ in events])
 
 
 def test_real_piano_clip_reaches_f1_floor_through_the_cli(maps_clip, tmp_path):
@@ -80,7 +80,7 @@ def test_real_piano_clip_reaches_f1_floor_through_the_cli(maps_clip, tmp_path):
     record = json.loads(result.stdout)
     assert record == {"path": str(tmp_path / f"{MAPS}.mid"), "notes_csv": str(tmp_path / f"{MAPS}.notes.csv")}
     from_midi, from_csv = read_notes(record["path"]), read_notes(record["notes_csv"])
-    assert np.allclose(from_midi[:, [0, 2, 3]], from_csv[:, [0, 2, 3]], atol=2e-3)
+    assert np.allclose(to_rows(from_midi)[:, [0, 2, 3]], to_rows(from_csv)[:, [0, 2, 3]], atol=2e-3)
     scores = evaluate_notes(ref, from_midi)
     assert scores["note_f1"] >= 0.70, scores  # measured 0.777 (basic-pitch's own defaults)
     assert scores["frame_f1"] >= 0.40, scores  # measured 0.475 (the TSV holds key releases, not pedal)
@@ -134,7 +134,7 @@ def test_bad_inputs_are_one_line_errors_and_the_batch_continues(tmp_path):
     midi.write_bytes(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0")
     soundfile.write(zero, np.zeros((0, 1)), 16000)
     good = tmp_path / "good.wav"
-    soundfile.write(good, synth_piano(np.array([[0.1, 0.6, 60, 90], [0.7, 1.2, 64, 90]]), 16000), 16000)
+    soundfile.write(good, synth_piano(from_rows([[0.1, 0.6, 60, 90], [0.7, 1.2, 64, 90]]), 16000), 16000)
     missing = tmp_path / "missing.wav"
     out = tmp_path / "out"
     result = run_maestro("transcribe", str(silent), str(empty), str(text), str(good), str(midi), str(zero),
@@ -152,7 +152,7 @@ def test_bad_inputs_are_one_line_errors_and_the_batch_continues(tmp_path):
     ]
     assert "Traceback" not in result.stderr
     assert sorted(path.name for path in out.iterdir()) == ["good.mid"]  # nothing half-written
-    assert read_notes(out / "good.mid")[:, 2].tolist() == [60, 64]
+    assert read_notes(out / "good.mid")["pitch"].tolist() == [60, 64]
 
 
 def test_tensorflow_is_never_imported(tmp_path):
@@ -162,7 +162,7 @@ def test_tensorflow_is_never_imported(tmp_path):
     marker = tmp_path / "imported"
     (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     clip = tmp_path / "tone.wav"
-    soundfile.write(clip, synth_piano(np.array([[0.1, 0.8, 57, 90]]), 22050), 22050)
+    soundfile.write(clip, synth_piano(from_rows([[0.1, 0.8, 57, 90]]), 22050), 22050)
     code = ("import sys; from pathlib import Path; from maestro_basic_pitch import *;"
             "t = BasicPitchTranscriber(BasicPitchOptions());"
             f"t.transcribe(Path({str(clip)!r}), Path({str(tmp_path / 'tone.mid')!r}));"
@@ -172,7 +172,7 @@ def test_tensorflow_is_never_imported(tmp_path):
                           env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]" and not marker.exists()
-    assert read_notes(tmp_path / "tone.mid")[:, 2].tolist() == [57]
+    assert read_notes(tmp_path / "tone.mid")["pitch"].tolist() == [57]
 
 
 def test_plugin_is_listed():

@@ -12,10 +12,12 @@ from helpers import run_maestro, write_midi
 
 from maestro_cli.backends.generation_metrics import reference_records
 from maestro_cli.metrics import generation as gm
+from maestro_cli.symbolic.notes import from_rows, sort_notes
 
 
 def scale(pitches, start=0.0, step=0.25, length=0.2, velocity=64):
-    return gm.Notes.from_list((start + i * step, start + i * step + length, p, velocity) for i, p in enumerate(pitches))
+    return sort_notes(from_rows([(start + i * step, start + i * step + length, p, velocity)
+                                 for i, p in enumerate(pitches)]))
 
 
 def test_identical_sets_overlap_one_kl_zero():
@@ -47,7 +49,7 @@ def test_overlap_and_kl_on_known_histograms():
 
 
 def test_feature_samples_on_hand_made_notes():
-    notes = gm.Notes.from_list([(0.0, 1.0, 60, 50), (0.0, 0.5, 64, 70), (0.5, 1.5, 72, 90), (5.0, 5.1, 48, 10)])
+    notes = sort_notes(from_rows([(0.0, 1.0, 60, 50), (0.0, 0.5, 64, 70), (0.5, 1.5, 72, 90), (5.0, 5.1, 48, 10)]))
     assert gm.inter_onset_intervals(notes).tolist() == [0.0, 0.5, 4.5]
     assert gm.durations(notes).tolist() == pytest.approx([1.0, 0.5, 1.0, 0.1])
     assert gm.pitch_classes(notes).tolist() == [0, 4, 0, 0]
@@ -62,7 +64,7 @@ def test_feature_samples_on_hand_made_notes():
 def test_load_notes_applies_sustain(tmp_path):
     midi = write_midi(tmp_path / "pedal.mid", [(60, 0.0, 0.5, 80), (64, 2.5, 3.0, 80)], pedal=[(0.2, 127), (2.0, 0)])
     notes = gm.load_notes(midi)
-    assert notes.pitch.tolist() == [60, 64]
+    assert notes["pitch"].tolist() == [60, 64]
     assert gm.durations(notes) == pytest.approx([2.0, 0.5], abs=2e-3)  # held by the pedal until 2.0 s
 
 

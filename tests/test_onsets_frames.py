@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from maestro_cli.models import onsets_frames as of  # noqa: E402
 from maestro_cli.models import onsets_frames_train as oft  # noqa: E402
+from maestro_cli.symbolic.notes import from_rows, to_rows  # noqa: E402
 
 CONFIG = of.PRESETS["tiny"]
 FPS = CONFIG.frame_rate
@@ -32,12 +33,12 @@ def test_decode_onset_and_frame_thresholds():
     onset[50, key + 1] = 0.45  # below the onset threshold: no note however long the frames
     frame[50:70, key + 1] = 0.9
     notes = of.decode_notes(onset, frame, velocity, CONFIG)
-    assert notes.tolist() == [[10 / FPS, 30 / FPS, 60, 80]]
+    assert to_rows(notes).tolist() == [[10 / FPS, 30 / FPS, 60, 80]]
     lower = dataclasses.replace(CONFIG, onset_threshold=0.4, frame_threshold=0.85)
     notes = of.decode_notes(onset, frame, velocity, lower)
-    assert notes[:, 2].tolist() == [60, 61]
-    assert notes[0, 1] == pytest.approx(11 / FPS)  # frames at 0.8 no longer hold the first note
-    assert notes[1, 1] == pytest.approx(70 / FPS)
+    assert notes["pitch"].tolist() == [60, 61]
+    assert notes["end_s"][0] == pytest.approx(11 / FPS)  # frames at 0.8 no longer hold the first note
+    assert notes["end_s"][1] == pytest.approx(70 / FPS)
 
 
 def test_decode_minimum_length_and_repeated_notes():
@@ -46,15 +47,16 @@ def test_decode_minimum_length_and_repeated_notes():
     onset[20, 1] = onset[30, 1] = 0.9  # the same key struck twice while the frame head stays on
     frame[20:45, 1] = 0.9
     notes = of.decode_notes(onset, frame, velocity, CONFIG)
-    assert notes[:, :3].tolist() == [[5 / FPS, 6 / FPS, 21], [20 / FPS, 30 / FPS, 22], [30 / FPS, 45 / FPS, 22]]
+    assert to_rows(notes)[:, :3].tolist() == [[5 / FPS, 6 / FPS, 21], [20 / FPS, 30 / FPS, 22],
+                                              [30 / FPS, 45 / FPS, 22]]
     notes = of.decode_notes(onset, frame, velocity, dataclasses.replace(CONFIG, min_frames=2))
-    assert notes[:, 2].tolist() == [22, 22]
+    assert notes["pitch"].tolist() == [22, 22]
     onset[21, 1] = 0.95  # an onset held over two frames is one note, not two
     assert len(of.decode_notes(onset, frame, velocity, CONFIG)) == 3
 
 
 def test_labels_from_notes():
-    notes = np.array([[-0.5, 0.3, 60, 64], [1.0, 1.5, 21, 100], [0.2, 0.4, 10, 50]], np.float32)
+    notes = from_rows(np.array([[-0.5, 0.3, 60, 64], [1.0, 1.5, 21, 100], [0.2, 0.4, 10, 50]], np.float32))
     labels = of.labels_from_notes(notes, 64, FPS)
     key = 60 - of.MIN_MIDI
     assert labels["frame"][:round(0.3 * FPS), key].all() and labels["onset"][:, key].sum() == 0
@@ -109,8 +111,8 @@ def test_chunk_borders_neither_split_nor_duplicate_notes():
     for name in whole:
         assert np.array_equal(whole[name], chunked[name])
     notes = of.decode_notes(chunked["onset"], chunked["frame"], chunked["velocity"], CONFIG)
-    assert len(notes) == 1 and notes[0, 2] == 69
-    assert notes[0, 0] == pytest.approx(3.9, abs=0.07) and notes[0, 1] == pytest.approx(6.3, abs=0.1)
+    assert len(notes) == 1 and notes["pitch"][0] == 69
+    assert notes["start_s"][0] == pytest.approx(3.9, abs=0.07) and notes["end_s"][0] == pytest.approx(6.3, abs=0.1)
 
 
 # ---------------------------------------------------------------------------------------------------- tiny model
@@ -124,9 +126,9 @@ def clip(maestro_root):
 
     midi = sorted((maestro_root / "2004").glob("*.midi"))[0]
     notes = excerpt(read_midi_notes(midi), 30.0, 10.0)
-    notes = notes[notes[:, 0] >= 0]
+    notes = notes[notes["start_s"] >= 0]
     audio = render_midi_to_array(_midi_bytes(notes, 0, 0.0), None, of.SAMPLE_RATE, tail=0.0)[:160000]
-    return np.pad(audio, (0, 160000 - len(audio))), notes.astype(np.float64)
+    return np.pad(audio, (0, 160000 - len(audio))), notes
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +193,8 @@ def test_checkpoint_round_trip_and_backend(overfit, clip, tmp_path):
     backend = OnsetsFramesTranscriber(OnsetsFramesOptions(checkpoint=str(tmp_path), chunk_seconds=5, threads=1))
     backend.transcribe(tmp_path / "clip.wav", tmp_path / "clip.mid", notes_csv=tmp_path / "clip.csv")
     assert evaluate_notes(notes, read_midi_notes(tmp_path / "clip.mid", sustain=False))["note_f1"] >= 0.9
-    assert np.allclose(read_notes(tmp_path / "clip.csv")[:, [0, 2, 3]],
-                       read_midi_notes(tmp_path / "clip.mid", sustain=False)[:, [0, 2, 3]], atol=2e-3)
+    assert np.allclose(to_rows(read_notes(tmp_path / "clip.csv"))[:, [0, 2, 3]],
+                       to_rows(read_midi_notes(tmp_path / "clip.mid", sustain=False))[:, [0, 2, 3]], atol=2e-3)
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):
@@ -212,8 +214,9 @@ def _excerpts(clip) -> oft.Excerpts:
     from maestro_cli.models.onsets_frames_data import log_mel
 
     audio, notes = clip
+    rows = to_rows(notes)  # as the cache stores them: float32 rows
     return oft.Excerpts([log_mel(audio[:80000]), log_mel(audio[80000:])],
-                        [notes.astype(np.float32), (notes - [5, 5, 0, 0]).astype(np.float32)])
+                        [from_rows(rows.astype(np.float32)), from_rows((rows - [5, 5, 0, 0]).astype(np.float32))])
 
 
 def test_resume_continues_exactly(clip, tmp_path):

@@ -38,10 +38,10 @@ def test_shipped_model_transcribes_a_real_recording(shared_data, tmp_path):
     audio, rate = soundfile.read(folder / "flac" / f"{PIECE}.flac", frames=int(SECONDS * 16000), dtype="float32")
     soundfile.write(tmp_path / "clip.wav", audio, rate)
     ref = read_note_table(folder / "tsv" / f"{PIECE}.tsv")
-    ref = ref[ref[:, 0] < SECONDS - 0.1]
-    ref[:, 1] = np.minimum(ref[:, 1], SECONDS)
+    ref = ref[ref["start_s"] < SECONDS - 0.1]
+    ref["end_s"] = np.minimum(ref["end_s"], SECONDS)
     est = OnsetsFramesTranscriber(OnsetsFramesOptions(threads=1)).transcribe_notes(tmp_path / "clip.wav")
-    scores = evaluate_notes(ref, est[est[:, 0] < SECONDS - 0.1])
+    scores = evaluate_notes(ref, est[est["start_s"] < SECONDS - 0.1])
     assert scores["note_f1"] >= FLOOR, scores
 
 

@@ -19,17 +19,17 @@ from maestro_cli.metrics.transcription import (
     read_sustain,
 )
 from maestro_cli.symbolic.midi import write_midi as write_note_midi
-from maestro_cli.symbolic.notes import read_notes, write_notes_csv
+from maestro_cli.symbolic.notes import NOTE_DTYPE, from_rows, read_notes, to_rows, write_notes_csv
 
 # onset, offset, pitch, velocity: four 1 s notes, 0.5 s apart, on different pitches
-REF = np.array([[0.0, 1.0, 60, 20], [0.5, 1.5, 64, 40], [1.0, 2.0, 67, 60], [1.5, 2.5, 72, 80]], dtype=float)
+REF = from_rows([[0.0, 1.0, 60, 20], [0.5, 1.5, 64, 40], [1.0, 2.0, 67, 60], [1.5, 2.5, 72, 80]])
 GROUPS = ("note", "note_offset", "note_offset_velocity", "frame")
 
 
 def shifted(notes, onset=0.0, offset=0.0):
     out = notes.copy()
-    out[:, 0] += onset
-    out[:, 1] += offset
+    out["start_s"] += onset
+    out["end_s"] += offset
     return out
 
 
@@ -44,7 +44,7 @@ def test_onset_tolerance_is_50_ms():
     assert evaluate_notes(REF, shifted(REF, 0.06, 0.06))["note_f1"] == 0.0
     assert evaluate_notes(REF, shifted(REF, 0.04, 0.04))["note_f1"] == 1.0
     wrong_pitch = REF.copy()
-    wrong_pitch[:, 2] += 1
+    wrong_pitch["pitch"] += 1
     assert evaluate_notes(REF, wrong_pitch)["note_f1"] == 0.0
 
 
@@ -60,37 +60,37 @@ def test_offset_tolerance_is_20_percent_or_50_ms():
     late = evaluate_notes(REF, shifted(REF, offset=0.25))
     assert late["note_f1"] == 1.0 and late["note_offset_f1"] == 0.0
     # 0.1 s note: 20 % = 0.02 s, so the 50 ms floor applies
-    short = np.array([[0.0, 0.1, 60, 80]])
+    short = from_rows([[0.0, 0.1, 60, 80]])
     assert evaluate_notes(short, shifted(short, offset=0.045))["note_offset_f1"] == 1.0
     assert evaluate_notes(short, shifted(short, offset=0.06))["note_offset_f1"] == 0.0
 
 
 def test_velocity_is_compared_after_linear_rescaling():
     affine = REF.copy()
-    affine[:, 3] = REF[:, 3] * 0.5 + 30  # any affine map of the reference velocities is perfect
+    affine["velocity"] = REF["velocity"] * 0.5 + 30  # any affine map of the reference velocities is perfect
     assert evaluate_notes(REF, affine)["note_offset_velocity_f1"] == pytest.approx(1.0)
     # est velocities 20,20,80,80 vs normalised reference 0,1/3,2/3,1: best fit 1/6 and 5/6, every error 1/6 > 0.1
     coarse = REF.copy()
-    coarse[:, 3] = [20, 20, 80, 80]
+    coarse["velocity"] = [20, 20, 80, 80]
     scores = evaluate_notes(REF, coarse)
     assert scores["note_offset_f1"] == 1.0 and scores["note_offset_velocity_f1"] == 0.0
 
 
 def test_frame_scores_on_10_ms_grid():
-    ref = np.array([[0.0, 1.0, 60, 80]])
-    est = np.array([[0.0, 0.5, 60, 80], [0.0, 0.5, 48, 80]])
+    ref = from_rows([[0.0, 1.0, 60, 80]])
+    est = from_rows([[0.0, 0.5, 60, 80], [0.0, 0.5, 48, 80]])
     precision, recall, f1 = frame_scores(ref, est)  # 50 of 100 estimated cells right, 50 of 100 ref cells found
     assert (precision, recall) == (0.5, 0.5) and f1 == 0.5
-    assert evaluate_notes(ref, ref[:, :])["frame_f1"] == 1.0
+    assert evaluate_notes(ref, ref[:])["frame_f1"] == 1.0
 
 
 def test_empty_estimate_scores_zero():
-    scores = evaluate_notes(REF, np.zeros((0, 4)))
+    scores = evaluate_notes(REF, np.zeros(0, NOTE_DTYPE))
     assert scores["note_f1"] == scores["frame_f1"] == 0.0 and scores["n_est"] == 0
 
 
 def test_mean_scores_averages_metrics_and_sums_counts():
-    rows = [evaluate_notes(REF, REF), evaluate_notes(REF, np.zeros((0, 4)))]
+    rows = [evaluate_notes(REF, REF), evaluate_notes(REF, np.zeros(0, NOTE_DTYPE))]
     mean = mean_scores(rows)
     assert mean["note_f1"] == 0.5 and mean["n_ref"] == 8
 
@@ -99,14 +99,14 @@ def test_tsv_with_header_and_csv_round_trip(tmp_path):
     tsv = tmp_path / "ref.tsv"
     tsv.write_text("onset\toffset\tnote\tvelocity\n0.52\t0.65\t51\t50\n0.10\t0.30\t39.0\t42\n")
     notes = read_notes(tsv)
-    assert notes.tolist() == [[0.10, 0.30, 39, 42], [0.52, 0.65, 51, 50]]
+    assert to_rows(notes).tolist() == [[0.10, 0.30, 39, 42], [0.52, 0.65, 51, 50]]
     hashed = tmp_path / "maps.tsv"
     hashed.write_text("# onset,offset,note,velocity\n0.5\t1.0\t60\t70\n")
-    assert read_notes(hashed).tolist() == [[0.5, 1.0, 60, 70]]
+    assert to_rows(read_notes(hashed)).tolist() == [[0.5, 1.0, 60, 70]]
     out = tmp_path / "notes.csv"
     write_notes_csv(REF, out)
     assert out.read_text().splitlines()[0] == "onset_s,offset_s,pitch,velocity"
-    assert np.allclose(read_notes(out), REF)
+    assert np.allclose(to_rows(read_notes(out)), to_rows(REF))
 
 
 def test_bad_note_tables_are_one_line_errors(tmp_path):
@@ -127,18 +127,19 @@ def test_bad_note_tables_are_one_line_errors(tmp_path):
 def test_sustain_pedal_is_applied_to_a_midi_reference(tmp_path):
     ref = write_midi(tmp_path / "ref.mid", [(60, 0.0, 0.5, 80), (64, 2.0, 2.5, 80)], pedal=[(0.25, 127), (1.5, 0)])
     notes = read_notes(ref)
-    assert notes[:, 1].tolist() == pytest.approx([1.5, 2.5], abs=2e-3)  # held to the pedal release; the second is not
+    # held to the pedal release; the second is not
+    assert notes["end_s"].tolist() == pytest.approx([1.5, 2.5], abs=2e-3)
     held = tmp_path / "held.csv"
-    write_notes_csv(np.array([[0.0, 1.5, 60, 80], [2.0, 2.5, 64, 80]]), held)
+    write_notes_csv(from_rows([[0.0, 1.5, 60, 80], [2.0, 2.5, 64, 80]]), held)
     key_up = tmp_path / "key_up.csv"
-    write_notes_csv(np.array([[0.0, 0.5, 60, 80], [2.0, 2.5, 64, 80]]), key_up)
+    write_notes_csv(from_rows([[0.0, 0.5, 60, 80], [2.0, 2.5, 64, 80]]), key_up)
     assert evaluate_notes(read_notes(ref), read_notes(held))["note_offset_f1"] == 1.0
     assert evaluate_notes(read_notes(ref), read_notes(key_up))["note_offset_f1"] == 0.5
 
 
 def test_written_midi_reads_back(tmp_path):
     write_note_midi(REF, tmp_path / "est.mid")
-    assert np.allclose(read_notes(tmp_path / "est.mid"), REF, atol=2e-3)
+    assert np.allclose(to_rows(read_notes(tmp_path / "est.mid")), to_rows(REF), atol=2e-3)
 
 
 def test_pedal_intervals_from_control_changes():
@@ -182,7 +183,7 @@ def test_written_midi_keeps_control_changes(tmp_path):
     controls = [(0.5, 64, 127), (0.5, 67, 127), (1.0, 64, 0), (1.0, 67, 0), (0.2, 64, 0)]
     write_note_midi(REF, tmp_path / "est.mid", controls=controls)
     assert read_sustain(tmp_path / "est.mid") == pytest.approx(np.array([[0.5, 1.0]]), abs=2e-3)
-    assert np.allclose(read_notes(tmp_path / "est.mid", sustain=False), REF, atol=2e-3)
+    assert np.allclose(to_rows(read_notes(tmp_path / "est.mid", sustain=False)), to_rows(REF), atol=2e-3)
 
 
 def test_cli_single_pair_json_and_plot(tmp_path):

@@ -28,8 +28,8 @@ SECONDS = 8.0
 
 def cut_notes_at(notes: np.ndarray, seconds: float) -> np.ndarray:
     """Notes starting before ``seconds``, offsets clipped there."""
-    notes = notes[notes[:, 0] < seconds].copy()
-    notes[:, 1] = np.minimum(notes[:, 1], seconds)
+    notes = notes[notes["start_s"] < seconds]
+    notes["end_s"] = np.minimum(notes["end_s"], seconds)
     return notes
 
 

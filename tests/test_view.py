@@ -11,6 +11,7 @@ from PIL import Image
 from maestro_cli import display as plots
 from maestro_cli.cli.view import pedal_intervals
 from maestro_cli.display import PEDAL_COLOR
+from maestro_cli.symbolic.notes import make_notes
 
 
 def pixels(path):
@@ -72,8 +73,8 @@ def test_velocity_colours_differ(tmp_path):
     """Soft and loud notes take the colour map's colours for their velocities."""
     import matplotlib
 
-    target = plots.piano_roll(tmp_path / "v.png", np.array([0.0, 0.0]), np.array([2.0, 2.0]), np.array([40, 80]),
-                              np.array([5, 125]), width=4, height=4)
+    target = plots.piano_roll(tmp_path / "v.png", make_notes([40, 80], [0.0, 0.0], [2.0, 2.0], [5, 125]),
+                              width=4, height=4)
     column = pixels(target)[:, 400 // 3]  # crosses both bars, not the colour bar
     cmap = matplotlib.colormaps[plots.VELOCITY_CMAP]
     for velocity in (5, 125):

@@ -189,19 +189,19 @@ def _active_range(energy: np.ndarray) -> tuple[int, int]:
 
 
 def read_notes(path: Path | str) -> np.ndarray:
-    """Notes of a MIDI file (sustain pedal applied) sorted by onset; a clear error when there are none."""
-    from maestro_cli.symbolic.midi import midi_notes
+    """Notes of a MIDI file (sustain pedal applied) sorted by onset then pitch; a clear error when there are none."""
+    from maestro_cli.symbolic.midi import read_midi_notes
 
     path = Path(path)
     if not path.is_file():
         raise MaestroError("no such file", path)
     if path.stat().st_size == 0:
         raise MaestroError("empty file (0 bytes)", path)
-    notes = midi_notes(path)
+    notes = read_midi_notes(path)
     notes = notes[(notes["pitch"] >= MIDI_MIN) & (notes["pitch"] <= MIDI_MAX)]
     if len(notes) == 0:
         raise MaestroError("MIDI file holds no notes: nothing to align", path)
-    return notes[np.argsort(notes["start_s"], kind="stable")]
+    return notes
 
 
 def note_features(notes: np.ndarray, harmonics: bool = True, decay_s: float = 0.8) -> Features:

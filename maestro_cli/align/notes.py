@@ -1,7 +1,7 @@
 """Note-level alignments: which score note was played by which performance note, which were left out, added.
 
 A :class:`NoteAlignment` pairs the notes of a score (:data:`maestro_cli.symbolic.scores.SCORE_DTYPE`) with
-the notes of a performance (:data:`maestro_cli.tokens.performance.NOTE_DTYPE`, key-release offsets, no pedal applied).
+the notes of a performance (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`, key-release offsets, no pedal applied).
 Files: the notes CSV (:data:`CSV_COLUMNS`, one row per score note, then one per inserted performance note) and
 partitura's match format (Vienna 4x22, (n)ASAP). Both read back as a :class:`Reference`, the input of
 :func:`maestro_cli.metrics.alignment.note_alignment_scores`.
@@ -69,13 +69,13 @@ class NoteAlignment:
 
 def read_performance(path: Path | str) -> np.ndarray:
     """Notes of a performance MIDI file as played (key releases, no pedal), sorted by onset then pitch."""
-    from maestro_cli.symbolic.midi import read_midi
+    from maestro_cli.symbolic.midi import read_midi_notes
 
-    notes, _ = read_midi(path)
+    notes = read_midi_notes(path, sustain=False)
     notes = notes[(notes["pitch"] >= 21) & (notes["pitch"] <= 108)]
     if len(notes) == 0:
         raise MaestroError("MIDI file holds no notes: nothing to align", path)
-    return notes[np.lexsort((notes["pitch"], notes["start_s"]))]
+    return notes
 
 
 def from_time_map(score, performance: np.ndarray, map_score: np.ndarray, map_performance: np.ndarray,

@@ -72,7 +72,7 @@ class OnsetsFramesTranscriber:
         return self._model
 
     def transcribe_notes(self, audio: Path):
-        """The note list ``(n, 4)`` (onset_s, offset_s, pitch, velocity) of a recording."""
+        """The notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`) of a recording."""
         from maestro_cli.audio.io import load_audio
         from maestro_cli.models.onsets_frames import SAMPLE_RATE, transcribe_array
 

@@ -72,6 +72,5 @@ def command(
         raise MaestroError(f"no notes between {lo:g} s and {hi:g} s", midi)
     notes = notes[keep]
     pedals = [(max(a, lo), min(b, hi)) for a, b in pedals if b >= lo and a <= hi]
-    plots.piano_roll(target, notes["start_s"], notes["end_s"], notes["pitch"], notes["velocity"], pedals,
-                     title=midi.name, start=lo, end=hi, width=width, height=height)
+    plots.piano_roll(target, notes, pedals, title=midi.name, start=lo, end=hi, width=width, height=height)
     emit({"path": str(target), "notes": int(len(notes)), "start_s": lo, "end_s": hi} if as_json else target, as_json)

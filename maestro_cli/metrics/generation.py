@@ -13,6 +13,8 @@ pitch class of every note; pitch range (semitones) and note density (onsets per 
 :data:`WINDOW_S`-second windows, so that even one short piece gives a distribution; inter-onset intervals between
 consecutive onsets; note durations; velocities; polyphony (notes sounding) sampled every :data:`POLYPHONY_STEP_S`
 seconds from the first onset to the last offset. Values beyond the last bin are counted in the last bin.
+A piece is a :data:`maestro_cli.symbolic.notes.NOTE_DTYPE` array; the samplers expect it sorted by onset then
+pitch (:func:`load_notes` and :func:`samples` sort).
 
 Yang & Lerch compare intra-set and inter-set distances of per-piece features with kernel density estimates; here the
 per-feature distributions are compared directly, which needs no pairwise distances and is deterministic.
@@ -26,48 +28,19 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from maestro_cli.symbolic.notes import sort_notes
+
 WINDOW_S = 4.0
 POLYPHONY_STEP_S = 0.05
 EPSILON = 1e-6
 
 
-@dataclass(frozen=True)
-class Notes:
-    """A piece as parallel arrays, sorted by onset: seconds, MIDI pitch, MIDI velocity."""
-
-    onset: np.ndarray
-    offset: np.ndarray
-    pitch: np.ndarray
-    velocity: np.ndarray
-
-    @classmethod
-    def of(cls, onset, offset, pitch, velocity) -> "Notes":
-        """From four equally long sequences in any order (sorted here by onset, then pitch)."""
-        onset, offset = np.asarray(onset, np.float64), np.asarray(offset, np.float64)
-        pitch, velocity = np.asarray(pitch, np.int64), np.asarray(velocity, np.int64)
-        order = np.lexsort((pitch, onset))
-        return cls(onset[order], offset[order], pitch[order], velocity[order])
-
-    @classmethod
-    def from_list(cls, notes: Iterable[tuple[float, float, int, int]]) -> "Notes":
-        """From ``(onset_s, offset_s, pitch, velocity)`` tuples in any order."""
-        rows = np.asarray(list(notes), dtype=np.float64).reshape(-1, 4)
-        return cls.of(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3])
-
-    def __len__(self) -> int:
-        return len(self.onset)
-
-
-def load_notes(path: Path | str | bytes) -> Notes:
-    """The notes of a MIDI file (path or bytes), all non-drum tracks, with the sustain pedal applied."""
+def load_notes(path: Path | str | bytes) -> np.ndarray:
+    """The notes of a MIDI file (path or bytes), all non-drum tracks, with the sustain pedal applied, sorted by
+    onset then pitch (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`)."""
     from maestro_cli.symbolic.midi import midi_notes
 
-    return from_note_array(midi_notes(path))
-
-
-def from_note_array(notes: np.ndarray) -> Notes:
-    """From a :data:`maestro_cli.symbolic.notes.NOTE_DTYPE` array (``pitch``, ``start_s``, ``end_s``, ``velocity``)."""
-    return Notes.of(notes["start_s"], notes["end_s"], notes["pitch"], notes["velocity"])
+    return sort_notes(midi_notes(path))
 
 
 @dataclass(frozen=True)
@@ -78,58 +51,60 @@ class Feature:
     label: str
     unit: str
     edges: np.ndarray
-    sample: Callable[[Notes], np.ndarray]
+    sample: Callable[[np.ndarray], np.ndarray]
     log_x: bool = False
 
 
-def _windows(notes: Notes) -> list[np.ndarray]:
+def _windows(notes: np.ndarray) -> list[np.ndarray]:
     """Indices of the notes starting in each consecutive ``WINDOW_S`` window (from the first onset)."""
     if not len(notes):
         return []
-    index = ((notes.onset - notes.onset[0]) // WINDOW_S).astype(np.int64)
+    onset = notes["start_s"]
+    index = ((onset - onset[0]) // WINDOW_S).astype(np.int64)
     bounds = np.searchsorted(index, np.arange(index[-1] + 2))
     return [np.arange(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
 
-def pitch_classes(notes: Notes) -> np.ndarray:
+def pitch_classes(notes: np.ndarray) -> np.ndarray:
     """Pitch class (0 = C) of every note."""
-    return notes.pitch % 12
+    return notes["pitch"].astype(np.int64) % 12
 
 
-def pitch_ranges(notes: Notes) -> np.ndarray:
+def pitch_ranges(notes: np.ndarray) -> np.ndarray:
     """Highest minus lowest pitch of the notes starting in each window (empty windows skipped)."""
-    return np.array([np.ptp(notes.pitch[i]) for i in _windows(notes) if len(i)], dtype=np.float64)
+    pitch = notes["pitch"].astype(np.int64)
+    return np.array([np.ptp(pitch[i]) for i in _windows(notes) if len(i)], dtype=np.float64)
 
 
-def note_densities(notes: Notes) -> np.ndarray:
+def note_densities(notes: np.ndarray) -> np.ndarray:
     """Onsets per second in each window, silent windows included (the last, partial one excluded unless alone)."""
     windows = _windows(notes)
     counts = np.array([len(i) for i in windows], dtype=np.float64)
     return (counts[:-1] if len(counts) > 1 else counts) / WINDOW_S
 
 
-def inter_onset_intervals(notes: Notes) -> np.ndarray:
+def inter_onset_intervals(notes: np.ndarray) -> np.ndarray:
     """Seconds between consecutive onsets (0 for notes of a chord struck together)."""
-    return np.diff(notes.onset)
+    return np.diff(notes["start_s"])
 
 
-def durations(notes: Notes) -> np.ndarray:
+def durations(notes: np.ndarray) -> np.ndarray:
     """Note durations in seconds (after sustain)."""
-    return notes.offset - notes.onset
+    return notes["end_s"] - notes["start_s"]
 
 
-def velocities(notes: Notes) -> np.ndarray:
+def velocities(notes: np.ndarray) -> np.ndarray:
     """MIDI velocity of every note."""
-    return notes.velocity.astype(np.float64)
+    return notes["velocity"].astype(np.float64)
 
 
-def polyphony(notes: Notes) -> np.ndarray:
+def polyphony(notes: np.ndarray) -> np.ndarray:
     """Number of notes sounding at every ``POLYPHONY_STEP_S`` step from the first onset to the last offset."""
     if not len(notes):
         return np.zeros(0)
-    grid = np.arange(notes.onset[0], notes.offset.max(), POLYPHONY_STEP_S)
-    started = np.searchsorted(np.sort(notes.onset), grid, side="right")
-    ended = np.searchsorted(np.sort(notes.offset), grid, side="right")
+    grid = np.arange(notes["start_s"][0], notes["end_s"].max(), POLYPHONY_STEP_S)
+    started = np.searchsorted(np.sort(notes["start_s"]), grid, side="right")
+    ended = np.searchsorted(np.sort(notes["end_s"]), grid, side="right")
     return (started - ended).astype(np.float64)
 
 
@@ -148,9 +123,9 @@ FEATURES: dict[str, Feature] = {feature.name: feature for feature in (
 )}
 
 
-def samples(pieces: Iterable[Notes]) -> dict[str, np.ndarray]:
-    """Every feature's samples pooled over ``pieces``."""
-    pieces = list(pieces)
+def samples(pieces: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every feature's samples pooled over ``pieces`` (each sorted by onset then pitch first)."""
+    pieces = [sort_notes(piece) for piece in pieces]
     return {name: np.concatenate([feature.sample(piece) for piece in pieces] + [np.zeros(0)])
             for name, feature in FEATURES.items()}
 
@@ -181,7 +156,7 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(values.mean()), "std": float(values.std())}
 
 
-def compare(generated: Iterable[Notes], reference: Iterable[Notes]) -> dict:
+def compare(generated: Iterable[np.ndarray], reference: Iterable[np.ndarray]) -> dict:
     """Per-feature overlap area, KL divergence and histograms of ``generated`` against ``reference``, and a summary.
 
     Returns ``{"features": {name: {...}}, "summary": {"overlap_mean", "kl_mean"}}``; each feature holds

@@ -37,19 +37,18 @@ SUFFIX_ORDER = MIDI_SUFFIXES + TABLE_SUFFIXES
 
 def to_mir_eval(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intervals (clipped at 0, at least 1 ms long), pitches in Hz, velocities, as mir_eval wants them."""
-    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
-    onsets = np.maximum(notes[:, 0], 0.0)
-    offsets = np.maximum(notes[:, 1], onsets + MIN_DURATION)
-    hz = 440.0 * 2.0 ** ((notes[:, 2] - 69.0) / 12.0)
-    return np.stack([onsets, offsets], axis=1), hz, notes[:, 3]
+    onsets = np.maximum(notes["start_s"], 0.0)
+    offsets = np.maximum(notes["end_s"], onsets + MIN_DURATION)
+    hz = 440.0 * 2.0 ** ((notes["pitch"].astype(np.float64) - 69.0) / 12.0)
+    return np.stack([onsets, offsets], axis=1), hz, notes["velocity"].astype(np.float64)
 
 
 def frame_roll(notes: np.ndarray, n_frames: int, hop: float = FRAME_HOP) -> np.ndarray:
     """Boolean piano roll ``(n_frames, 128)``: cell (k, p) is on when a note of pitch p sounds at time k * hop."""
     roll = np.zeros((n_frames, 128), dtype=bool)
-    for onset, offset, pitch, _ in np.asarray(notes).reshape(-1, 4):
-        start, stop = int(np.ceil(onset / hop - 1e-9)), int(np.ceil(offset / hop - 1e-9))
-        roll[max(start, 0):min(stop, n_frames), int(pitch)] = True
+    for note in notes:
+        start, stop = int(np.ceil(note["start_s"] / hop - 1e-9)), int(np.ceil(note["end_s"] / hop - 1e-9))
+        roll[max(start, 0):min(stop, n_frames), int(note["pitch"])] = True
     return roll
 
 
@@ -61,24 +60,23 @@ def _prf(tp: float, n_est: float, n_ref: float) -> tuple[float, float, float]:
 
 
 def frame_scores(ref_notes: np.ndarray, est_notes: np.ndarray, hop: float = FRAME_HOP) -> tuple[float, float, float]:
-    """Frame precision, recall and F1 on a ``hop``-second grid covering both note lists."""
-    end = max([float(np.max(n[:, 1])) for n in (ref_notes, est_notes) if len(n)], default=0.0)
+    """Frame precision, recall and F1 on a ``hop``-second grid covering both sets of notes."""
+    end = max([float(np.max(n["end_s"])) for n in (ref_notes, est_notes) if len(n)], default=0.0)
     n_frames = int(np.ceil(end / hop)) + 1
     ref, est = frame_roll(ref_notes, n_frames, hop), frame_roll(est_notes, n_frames, hop)
     return _prf(float(np.sum(ref & est)), float(est.sum()), float(ref.sum()))
 
 
 def evaluate_notes(ref_notes: np.ndarray, est_notes: np.ndarray) -> dict[str, float]:
-    """All metrics for one pair of note lists ``(n, 4)``: ``<group>_precision|recall|f1`` and note counts."""
+    """All metrics for reference and estimated notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`):
+    ``<group>_precision|recall|f1`` and note counts."""
     from mir_eval import transcription, transcription_velocity
 
-    ref_notes = np.asarray(ref_notes, dtype=np.float64).reshape(-1, 4)
-    est_notes = np.asarray(est_notes, dtype=np.float64).reshape(-1, 4)
     ref_iv, ref_hz, ref_vel = to_mir_eval(ref_notes)
     est_iv, est_hz, est_vel = to_mir_eval(est_notes)
     scores: dict[str, float] = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # mir_eval warns about empty note lists; they score 0
+        warnings.simplefilter("ignore")  # mir_eval warns when a side has no notes; it scores 0
         groups = {
             "note": transcription.precision_recall_f1_overlap(
                 ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOLERANCE, offset_ratio=None)[:3],

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maestro_cli.symbolic.notes import from_rows, sort_notes
+
 SAMPLE_RATE = 16000
 MIN_MIDI = 21
 N_KEYS = 88
@@ -221,13 +223,13 @@ def loss_fn(logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) ->
 # ---------------------------------------------------------------------------------------------------- labels
 
 def labels_from_notes(notes: np.ndarray, frames: int, frame_rate: float) -> dict[str, np.ndarray]:
-    """Targets (frames, 88) float32 from notes ``(N, 4)``: onset_s, offset_s, MIDI pitch, velocity.
+    """Targets (frames, 88) float32 from notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`).
 
     A note with a negative onset was struck before the excerpt: it gets frame labels but no onset.
     """
     out = {name: np.zeros((frames, N_KEYS), np.float32) for name in OnsetsFrames.HEADS}
-    for onset_s, offset_s, pitch, velocity in notes:
-        key = int(pitch) - MIN_MIDI
+    for pitch, onset_s, offset_s, velocity in notes.tolist():
+        key = pitch - MIN_MIDI
         if not 0 <= key < N_KEYS:
             continue
         on = int(round(onset_s * frame_rate))
@@ -247,7 +249,8 @@ def labels_from_notes(notes: np.ndarray, frames: int, frame_rate: float) -> dict
 
 def decode_notes(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, config: OnsetsFramesConfig
                  ) -> np.ndarray:
-    """Posteriors (T, 88) -> notes ``(N, 4)`` float64: onset_s, offset_s, MIDI pitch, velocity (1..127).
+    """Posteriors (T, 88) -> notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`, velocity 1..127), sorted by
+    onset then pitch.
 
     A note starts where the onset posterior rises above ``onset_threshold`` and lasts while the frame (or the
     onset) posterior stays above its threshold, until the next onset of the same key. Notes shorter than
@@ -257,7 +260,7 @@ def decode_notes(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, con
     starts = active_onset & ~np.vstack([np.zeros((1, N_KEYS), bool), active_onset[:-1]])
     sounding = (frame > config.frame_threshold) | active_onset
     frames = len(onset)
-    notes: list[tuple[float, float, int, int]] = []
+    rows: list[tuple[float, float, int, int]] = []
     for t, key in zip(*np.nonzero(starts)):
         end = t + 1
         while end < frames and sounding[end, key] and not starts[end, key]:
@@ -265,9 +268,8 @@ def decode_notes(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, con
         if end - t < config.min_frames:
             continue
         vel = int(np.clip(round(float(velocity[t, key]) * 128), 1, 127))
-        notes.append((t / config.frame_rate, end / config.frame_rate, key + MIN_MIDI, vel))
-    notes.sort()
-    return np.array(notes, dtype=np.float64).reshape(-1, 4)
+        rows.append((t / config.frame_rate, end / config.frame_rate, key + MIN_MIDI, vel))
+    return sort_notes(from_rows(rows))
 
 
 # ---------------------------------------------------------------------------------------------------- inference
@@ -333,7 +335,7 @@ def posteriors_array(model: OnsetsFrames, audio: np.ndarray, chunk_seconds: floa
 
 
 def transcribe_array(model: OnsetsFrames, audio: np.ndarray, **chunking: float | int) -> np.ndarray:
-    """Notes ``(N, 4)`` of a 16 kHz mono recording (see :func:`decode_notes`)."""
+    """Notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`) of a 16 kHz mono recording (see :func:`decode_notes`)."""
     model.eval()
     post = posteriors_array(model, audio, **chunking)
     return decode_notes(post["onset"], post["frame"], post["velocity"], model.config)

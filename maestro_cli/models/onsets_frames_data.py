@@ -1,8 +1,9 @@
 """Training data for the Onsets-and-Frames transcriber, cached on disk as excerpts.
 
-Each excerpt is one ``.npz`` file: ``mel`` (frames, n_mels) float16 log-mel at 16 kHz and ``notes`` (n, 4)
-float32 ``onset_s, offset_s, pitch, velocity`` relative to the excerpt start, sustain pedal applied (a note
-struck before the excerpt has a negative onset). Excerpts come from one of two sources:
+Each excerpt is one ``.npz`` file: ``mel`` (frames, n_mels) float16 log-mel at 16 kHz and ``notes``, float32 rows
+``onset_s, offset_s, pitch, velocity`` (:func:`maestro_cli.symbolic.notes.to_rows`) relative to the excerpt start,
+sustain pedal applied (a note struck before the excerpt has a negative onset); :func:`load_split` reads them back
+as notes (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`). Excerpts come from one of two sources:
 
 * **audio**: a MAESTRO-layout folder with recordings beside the MIDI; excerpts are cut from the audio.
 * **synthesized** (MIDI only): the MIDI is rendered with several piano soundfonts and augmented so the model
@@ -25,6 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from maestro_cli.errors import MaestroError
+from maestro_cli.symbolic.notes import from_rows, to_rows
 
 SAMPLE_RATE = 16000
 #: A Debian ``fluid-soundfont-gm`` soundfont never used for training: test renders measure generalisation.
@@ -66,14 +68,15 @@ def training_pianos() -> list[tuple[Path, int]]:
 # ---------------------------------------------------------------------------------------------------- synthesis
 
 def excerpt(notes: np.ndarray, start: float, seconds: float, preroll: float = 0.0) -> np.ndarray:
-    """Notes (n, 4) sounding in ``[start, start + seconds)``, shifted to the excerpt and cut at its end.
+    """The notes sounding in ``[start, start + seconds)``, shifted to the excerpt and cut at its end.
 
     Notes struck more than ``preroll`` seconds before ``start`` are left out (they are not rendered either).
     """
-    keep = (notes[:, 0] >= start - preroll) & (notes[:, 0] < start + seconds) & (notes[:, 1] > start)
-    out = notes[keep].copy()
-    out[:, :2] -= start
-    out[:, 1] = np.minimum(out[:, 1], seconds)
+    onset = notes["start_s"]
+    keep = (onset >= start - preroll) & (onset < start + seconds) & (notes["end_s"] > start)
+    out = notes[keep]  # a copy: boolean indexing
+    out["start_s"] -= start
+    out["end_s"] = np.minimum(out["end_s"] - start, seconds)
     return out
 
 
@@ -84,9 +87,8 @@ def _midi_bytes(notes: np.ndarray, program: int, detune_cents: float) -> bytes:
     score = symusic.Score(960, ttype="second")
     track = symusic.Track(name="Piano", program=program, is_drum=False, ttype="second")
     track.pitch_bends.append(symusic.PitchBend(0.0, int(round(detune_cents / 200.0 * 8191)), ttype="second"))
-    for onset, offset, pitch, velocity in notes:
-        track.notes.append(symusic.Note(float(onset), float(max(offset - onset, 1e-3)), int(pitch), int(velocity),
-                                        ttype="second"))
+    for pitch, onset, offset, velocity in notes.tolist():
+        track.notes.append(symusic.Note(onset, max(offset - onset, 1e-3), pitch, velocity, ttype="second"))
     score.tracks.append(track)
     return score.dumps_midi()
 
@@ -128,9 +130,10 @@ def synthesize(notes: np.ndarray, seconds: float, piano: tuple[Path, int], rng: 
     from maestro_cli.audio.synth import render_midi_to_array
 
     shifted = notes.copy()
-    shifted[:, :2] += preroll
+    shifted["start_s"] += preroll
+    shifted["end_s"] += preroll
     gamma = rng.uniform(0.7, 1.4)
-    shifted[:, 3] = np.clip(np.round(127.0 * (shifted[:, 3] / 127.0) ** gamma), 1, 127)
+    shifted["velocity"] = np.clip(np.round(127.0 * (shifted["velocity"] / 127.0) ** gamma), 1, 127)
     midi = _midi_bytes(shifted, piano[1], detune_cents=float(rng.uniform(-20, 20)))
     audio = render_midi_to_array(midi, piano[0], SAMPLE_RATE, tail=0.0)
     start, total = int(round(preroll * SAMPLE_RATE)), int(round(seconds * SAMPLE_RATE))
@@ -159,7 +162,7 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
 def _save(path: Path, audio: np.ndarray, notes: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, mel=log_mel(audio), notes=notes.astype(np.float32))
+    np.savez(tmp, mel=log_mel(audio), notes=to_rows(notes).astype(np.float32))
     tmp.replace(path)
 
 
@@ -269,7 +272,7 @@ def build_held_out(root: Path, out: Path, config: DataConfig, split: str = "vali
 
 
 def load_split(out: Path, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(mel float16, notes float32)`` of every cached excerpt of ``split``, sorted by name."""
+    """``(mel float16, notes)`` of every cached excerpt of ``split``, sorted by name."""
     for path in sorted((out / split).glob("*.npz")):
         with np.load(path) as data:
-            yield data["mel"], data["notes"]
+            yield data["mel"], from_rows(data["notes"])

@@ -1,6 +1,6 @@
 """Training data, loss, validation note F1 and export for :mod:`maestro_cli.models.onsets_frames` (plain PyTorch).
 
-Data are cached excerpts (:mod:`maestro_cli.models.onsets_frames_data`): log-mel float16 plus note lists, held in
+Data are cached excerpts (:mod:`maestro_cli.models.onsets_frames_data`): log-mel float16 plus notes, held in
 memory; a training example is a random crop of ``seq_frames`` frames of a random excerpt, with its onset,
 offset, frame and velocity targets built from the notes. Validation decodes whole validation excerpts and
 scores them with mir_eval (note F1, onset within 50 ms); the best checkpoint is the one with the highest note F1.
@@ -117,7 +117,8 @@ def random_batch(data: Excerpts, cfg: TrainConfig, frame_rate: float, rng: np.ra
         if cfg.mel_augment:
             crop = augment_mel(crop, rng)
         shifted = notes.copy()
-        shifted[:, :2] -= start / frame_rate
+        shifted["start_s"] -= start / frame_rate
+        shifted["end_s"] -= start / frame_rate
         for name, value in labels_from_notes(shifted, cfg.seq_frames, frame_rate).items():
             labels[name].append(value)
         mels.append(crop)
@@ -140,7 +141,7 @@ def validate(model: OnsetsFrames, data: Excerpts, device: torch.device) -> dict[
         losses.append(float(loss_fn(logits, target)["total"]))
         probs = {k: torch.sigmoid(v)[0].cpu().numpy() for k, v in logits.items()}
         est = decode_notes(probs["onset"], probs["frame"], probs["velocity"], config)
-        ref = notes[notes[:, 0] >= 0].astype(np.float64)
+        ref = notes[notes["start_s"] >= 0]
         rows.append(evaluate_notes(ref, est))
     model.train()
     keys = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
@@ -268,7 +269,7 @@ def tune_thresholds(model: OnsetsFrames, data: Excerpts,
     for onset_threshold in onset:
         for frame_threshold in frame:
             config = replace(model.config, onset_threshold=onset_threshold, frame_threshold=frame_threshold)
-            f1 = float(np.mean([evaluate_notes(notes[notes[:, 0] >= 0].astype(np.float64),
+            f1 = float(np.mean([evaluate_notes(notes[notes["start_s"] >= 0],
                                                decode_notes(p["onset"], p["frame"], p["velocity"], config))["note_f1"]
                                 for p, notes in zip(posteriors, data.notes)]))
             if f1 > best[1]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from maestro_cli.errors import MaestroError
-from maestro_cli.symbolic.notes import NOTE_DTYPE, from_structured, make_notes, sort_notes
+from maestro_cli.symbolic.notes import NOTE_DTYPE, make_notes, sort_notes
 from maestro_cli.symbolic.pedal import apply_sustain
 
 _TPQ = 500  # with 120 bpm one tick is 1 ms, one time step 10 ticks
@@ -67,12 +67,13 @@ def midi_notes(path: Path | str | bytes) -> np.ndarray:
 
 
 def read_midi_notes(path: str | Path, sustain: bool = True) -> np.ndarray:
-    """Notes of a MIDI file (all tracks), with the sustain pedal applied unless ``sustain`` is False.
+    """Notes of a MIDI file (all tracks), with the sustain pedal applied unless ``sustain`` is False, sorted by
+    onset then pitch.
 
     The pedal rule is :func:`maestro_cli.symbolic.pedal.apply_sustain` (Magenta's, shared with the tokenizer).
     """
     notes, pedal = read_midi(Path(path))
-    return from_structured(apply_sustain(notes, pedal) if sustain else notes)
+    return sort_notes(apply_sustain(notes, pedal) if sustain else notes)
 
 
 def notes_to_score(notes: np.ndarray):
@@ -93,7 +94,8 @@ def notes_to_score(notes: np.ndarray):
 
 
 def write_midi(notes: np.ndarray, path: str | Path, controls=None) -> None:
-    """Write the notes as a one-track piano MIDI file (program 0, 120 bpm, 960 ticks per quarter).
+    """Write :data:`~maestro_cli.symbolic.notes.NOTE_DTYPE` notes as a one-track piano MIDI file (program 0,
+    120 bpm, 960 ticks per quarter), in onset then pitch order; velocities are clipped to 1..127.
 
     ``controls``, rows ``(time_s, controller, value)`` (e.g. CC64 sustain, CC67 soft pedal), are written as
     control changes in time order (rows at equal times keep their order).
@@ -102,10 +104,10 @@ def write_midi(notes: np.ndarray, path: str | Path, controls=None) -> None:
 
     score = symusic.Score(960, ttype="second")
     track = symusic.Track(name="Piano", program=0, is_drum=False, ttype="second")
-    for onset, offset, pitch, velocity in sort_notes(notes):
-        duration = max(offset - onset, 1e-3)
-        track.notes.append(symusic.Note(float(onset), float(duration), int(pitch),
-                                        int(np.clip(round(velocity), 1, 127)), ttype="second"))
+    for note in sort_notes(notes):
+        duration = max(note["end_s"] - note["start_s"], 1e-3)
+        track.notes.append(symusic.Note(float(note["start_s"]), float(duration), int(note["pitch"]),
+                                        int(np.clip(note["velocity"], 1, 127)), ttype="second"))
     for time, number, value in sorted(np.asarray(controls if controls is not None else [], dtype=np.float64)
                                       .reshape(-1, 3).tolist(), key=lambda row: row[0]):
         track.controls.append(symusic.ControlChange(max(time, 0.0), int(number), int(value), ttype="second"))

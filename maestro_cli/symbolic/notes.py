@@ -1,7 +1,9 @@
-"""Note lists for transcription: read from MIDI (sustain pedal applied) or a CSV/TSV table, write CSV or MIDI.
+"""The note type: a structured array of :data:`NOTE_DTYPE`, read from MIDI (sustain pedal applied) or a CSV/TSV
+table, written as CSV (MIDI: :func:`maestro_cli.symbolic.midi.write_midi`).
 
-A note list is a float64 array of shape ``(n, 4)`` with columns ``onset_s, offset_s, pitch, velocity``
-(:data:`COLUMNS`), sorted by onset then pitch. All tracks of a MIDI file are read as one piano.
+Fields ``pitch`` (MIDI), ``start_s``, ``end_s`` (seconds, float64) and ``velocity`` (MIDI). Readers return notes
+sorted by onset then pitch (:func:`sort_notes`). All tracks of a MIDI file are read as one piano. The note table
+file format keeps the columns :data:`COLUMNS`; :func:`from_rows` and :func:`to_rows` convert at such boundaries.
 """
 
 from __future__ import annotations
@@ -15,41 +17,40 @@ import numpy as np
 from maestro_cli.errors import MaestroError
 
 NOTE_DTYPE = np.dtype([("pitch", np.uint8), ("start_s", np.float64), ("end_s", np.float64), ("velocity", np.uint8)])
-
-
+#: The columns of a note table file (and of :func:`to_rows`).
 COLUMNS = ("onset_s", "offset_s", "pitch", "velocity")
 MIDI_SUFFIXES = (".mid", ".midi")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 def make_notes(pitch, start_s, end_s, velocity) -> np.ndarray:
-    """A note array from four equally long sequences."""
+    """Notes from four equally long sequences, in the order given."""
     notes = np.empty(len(pitch), dtype=NOTE_DTYPE)
     notes["pitch"], notes["start_s"], notes["end_s"], notes["velocity"] = pitch, start_s, end_s, velocity
     return notes
 
 
-def empty() -> np.ndarray:
-    """A note list with no notes."""
-    return np.zeros((0, 4))
-
-
 def sort_notes(notes: np.ndarray) -> np.ndarray:
-    """The note list as float64 ``(n, 4)``, sorted by onset then pitch."""
-    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
-    return notes[np.lexsort((notes[:, 2], notes[:, 0]))]
+    """The notes sorted by onset, then pitch (stable: equal notes keep their order)."""
+    return notes[np.lexsort((notes["pitch"], notes["start_s"]))]
 
 
-def from_structured(notes: np.ndarray) -> np.ndarray:
-    """Convert a :data:`maestro_cli.tokens.performance.NOTE_DTYPE` array to a note list."""
-    return sort_notes(np.stack([notes["start_s"], notes["end_s"], notes["pitch"], notes["velocity"]], axis=1)
-                   .astype(np.float64))
+def from_rows(rows) -> np.ndarray:
+    """Notes from rows ``onset_s, offset_s, pitch, velocity`` (:data:`COLUMNS`); pitch and velocity are rounded."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    return make_notes(np.rint(rows[:, 2]), rows[:, 0], rows[:, 1], np.rint(rows[:, 3]))
+
+
+def to_rows(notes: np.ndarray) -> np.ndarray:
+    """float64 rows ``onset_s, offset_s, pitch, velocity`` (:data:`COLUMNS`), in the notes' order."""
+    return np.stack([notes["start_s"], notes["end_s"], notes["pitch"], notes["velocity"]], axis=1).astype(np.float64)
 
 
 def read_note_table(path: str | Path) -> np.ndarray:
     """Notes from a CSV or TSV file ``onset, offset, pitch[, velocity]`` (header line optional).
 
-    The delimiter (tab, comma or whitespace) is detected; a missing velocity column reads as 100.
+    The delimiter (tab, comma or whitespace) is detected; a missing velocity column reads as 100; pitch and
+    velocity are rounded to whole numbers. Sorted by onset then pitch.
     """
     path = Path(path)
     try:
@@ -73,11 +74,15 @@ def read_note_table(path: str | Path) -> np.ndarray:
         if len(values) < 3:
             raise MaestroError(f"line {number}: expected at least onset, offset, pitch", path)
         rows.append(values + [100.0] * (4 - len(values)))
-    notes = sort_notes(np.array(rows)) if rows else empty()
-    bad = np.flatnonzero((notes[:, 1] < notes[:, 0]) | (notes[:, 2] < 0) | (notes[:, 2] > 127))
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    table = table[np.lexsort((table[:, 2], table[:, 0]))]
+    bad = np.flatnonzero((table[:, 1] < table[:, 0]) | (table[:, 2] < 0) | (table[:, 2] > 127))
     if len(bad):
         raise MaestroError(f"note {bad[0] + 1}: offset before onset or pitch outside 0-127", path)
-    return notes
+    bad = np.flatnonzero((table[:, 3] < 0) | (table[:, 3] > 127))
+    if len(bad):
+        raise MaestroError(f"note {bad[0] + 1}: velocity outside 0-127", path)
+    return from_rows(table)
 
 
 def read_notes(path: str | Path, sustain: bool = True) -> np.ndarray:
@@ -100,7 +105,8 @@ def write_notes_csv(notes: np.ndarray, path: str | Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        for onset, offset, pitch, velocity in sort_notes(notes):
-            writer.writerow([f"{onset:.6f}", f"{offset:.6f}", int(pitch), int(velocity)])
+        for note in sort_notes(notes):
+            writer.writerow([f"{note['start_s']:.6f}", f"{note['end_s']:.6f}", int(note["pitch"]),
+                             int(note["velocity"])])
 
 

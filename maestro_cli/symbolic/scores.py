@@ -232,7 +232,7 @@ def _sort(notes: np.ndarray) -> np.ndarray:
 
 
 def performance_notes(notes: np.ndarray) -> np.ndarray:
-    """The score notes as :data:`maestro_cli.tokens.performance.NOTE_DTYPE` (for features and note matching)."""
+    """The score notes as :data:`maestro_cli.symbolic.notes.NOTE_DTYPE` (for features, note matching, MIDI)."""
     from maestro_cli.symbolic.notes import make_notes
 
     return make_notes(notes["pitch"], notes["start_s"], notes["end_s"], notes["velocity"])
@@ -242,6 +242,6 @@ def write_midi(score: Score, target: Path | str) -> None:
     """Write the score's notes as a one-track MIDI file at the score's tempo (to render or re-time it)."""
     from maestro_cli.symbolic.midi import write_midi as write_note_list
 
-    notes = score.notes
-    write_note_list(np.stack([notes["start_s"], np.maximum(notes["end_s"], notes["start_s"] + 1e-3),
-                              notes["pitch"], notes["velocity"]], axis=1).astype(np.float64), target)
+    notes = performance_notes(score.notes)
+    notes["end_s"] = np.maximum(notes["end_s"], notes["start_s"] + 1e-3)
+    write_note_list(notes, target)

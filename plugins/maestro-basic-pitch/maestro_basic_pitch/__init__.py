@@ -170,12 +170,12 @@ class BasicPitchTranscriber:
 
         from maestro_cli.audio.io import load_audio
         from maestro_cli.symbolic.midi import write_midi
-        from maestro_cli.symbolic.notes import write_notes_csv
+        from maestro_cli.symbolic.notes import make_notes, write_notes_csv
 
         events = self.note_events(load_audio(audio, _SAMPLE_RATE))
         velocities = [int(np.clip(round(127 * amplitude), 1, 127)) for _, _, _, amplitude, _ in events]
-        notes = np.array([(onset, offset, pitch, velocity) for (onset, offset, pitch, _, _), velocity
-                          in zip(events, velocities)], dtype=np.float64).reshape(-1, 4)
+        notes = make_notes([event[2] for event in events], [event[0] for event in events],
+                           [event[1] for event in events], velocities)
         if self.options.pitch_bends:
             with _without_tensorflow():
                 from basic_pitch.note_creation import note_events_to_midi

@@ -110,7 +110,7 @@ def _audio_features(audio):
 
 
 def _note_features(notes):
-    """Quantised chroma and DLNCO (12 x frames) computed by synctoolbox from a note list (score time)."""
+    """Quantised chroma and DLNCO (12 x frames) computed by synctoolbox from notes (score time)."""
     import pandas as pd
     from synctoolbox.feature.chroma import pitch_to_chroma, quantize_chroma
     from synctoolbox.feature.csv_tools import df_to_pitch_features, df_to_pitch_onset_features

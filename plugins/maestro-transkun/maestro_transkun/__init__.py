@@ -155,10 +155,12 @@ class TranskunTranscriber:
             self._model = load_model(checkpoint, conf, self.options.device)
         return self._model
 
-    def events(self, audio) -> tuple[list, list]:
-        """Notes ``(onset_s, offset_s, pitch, velocity)`` and pedal spans ``(start_s, end_s, controller)`` of mono
-        44.1 kHz ``audio``."""
+    def events(self, audio) -> tuple:
+        """Notes (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`) and pedal spans ``(start_s, end_s, controller)`` of
+        mono 44.1 kHz ``audio``."""
         import torch
+
+        from maestro_cli.symbolic.notes import make_notes
 
         model = self.model()
         x = torch.from_numpy(audio).unsqueeze(-1).to(self.options.device)
@@ -166,20 +168,19 @@ class TranskunTranscriber:
             warnings.simplefilter("ignore")
             found = model.transcribe(x, stepInSecond=self.options.hop_seconds,
                                      segmentSizeInSecond=self.options.segment_seconds)
-        notes = [(e.start, e.end, e.pitch, e.velocity) for e in found if e.pitch > 0]
+        keys = [e for e in found if e.pitch > 0]
+        notes = make_notes([e.pitch for e in keys], [e.start for e in keys], [e.end for e in keys],
+                           [e.velocity for e in keys])
         pedals = [(e.start, e.end, PEDALS[e.pitch]) for e in found if e.pitch in PEDALS and e.end - e.start >= 1e-3]
         return notes, pedals
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
-        import numpy as np
-
         from maestro_cli.audio.io import load_audio
         from maestro_cli.symbolic.midi import write_midi
         from maestro_cli.symbolic.notes import write_notes_csv
 
         self.model()  # a bad checkpoint fails before the audio is decoded
         notes, pedals = self.events(load_audio(audio, SAMPLE_RATE))
-        notes = np.array(notes, dtype=np.float64).reshape(-1, 4)
         controls = [row for start, end, number in pedals for row in ((start, number, 127), (end, number, 0))]
         write_midi(notes, out_midi, controls=controls if self.options.pedals else None)
         if notes_csv is not None:
