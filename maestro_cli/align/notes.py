@@ -69,7 +69,7 @@ class NoteAlignment:
 
 def read_performance(path: Path | str) -> np.ndarray:
     """Notes of a performance MIDI file as played (key releases, no pedal), sorted by onset then pitch."""
-    from maestro_cli.tokens.performance import read_midi
+    from maestro_cli.symbolic.midi import read_midi
 
     notes, _ = read_midi(path)
     notes = notes[(notes["pitch"] >= 21) & (notes["pitch"] <= 108)]

@@ -176,7 +176,7 @@ def _midi_notes(path: Path) -> np.ndarray:
     """SCORE_DTYPE notes of a MIDI score: seconds from its tempo map, beats and bars from its time signatures."""
     import symusic
 
-    from maestro_cli.tokens.performance import _tick_clock
+    from maestro_cli.symbolic.midi import _tick_clock
 
     try:
         midi = symusic.Score(str(path))
