@@ -159,7 +159,7 @@ def main() -> None:
     from maestro_cli.align.notes import read_performance
     from maestro_cli.metrics.transcription import evaluate_notes
     from maestro_cli.registry import create_backend
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi, read_midi_notes
     from maestro_cli.symbolic.pedal import apply_sustain
     from maestro_cli.symbolic.scores import read_score
 
@@ -182,7 +182,8 @@ def main() -> None:
         audio_seconds += len(audio) / rate
         ref = reference(args.data, piece, args.seconds)
         est = read_midi_notes(blind)
-        rows.append({"piece": piece, "score": "none (blind)", **evaluate_notes(ref, est[est[:, 0] < args.seconds - 0.1])})
+        scored = evaluate_notes(ref, est[est[:, 0] < args.seconds - 0.1])
+        rows.append({"piece": piece, "score": "none (blind)", **scored})
         notes, positions, signatures, spb = flattened_notes(args.data, piece, args.seconds)
         variants = {"flattened": (positions, notes["pitch"].astype(np.int64), notes[:0], [])}
         variants["perturbed"] = perturbed(notes, positions, args.perturb, seed=number)
@@ -197,8 +198,6 @@ def main() -> None:
             result = informed.informed(matched, np.asarray(alignment.score_times, float),
                                        np.asarray(alignment.performance_times, float))
             wall_inform += time.perf_counter() - start
-            from maestro_cli.symbolic.midi import read_midi
-
             _, pedals = read_midi(blind)
             structured = np.zeros(len(result.notes), [("pitch", "u1"), ("start_s", "f8"), ("end_s", "f8"),
                                                       ("velocity", "u1")])

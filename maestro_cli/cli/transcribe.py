@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from maestro_cli.cli.batch import BatchFlags, backend_job, batch_inputs, run_files, split_executor_options
+from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
     BACKEND,
     EXECUTOR,
@@ -22,7 +23,6 @@ from maestro_cli.cli.options import (
     single_output,
     split_output_and_options,
 )
-from maestro_cli.cli.io import console, emit
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.outputs import atomic_output, output_path
 
