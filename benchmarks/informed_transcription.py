@@ -213,7 +213,7 @@ def main() -> None:
             else:
                 row["reported"] = len(result.deviations)
             rows.append(row)
-    for k, piece in enumerate(pieces):  # another piece's score
+    for k, piece in enumerate(pieces if len(pieces) > 1 else []):  # another piece's score
         other = scores[pieces[(k + 1) % len(pieces)]]
         matched = informed.note_alignment(aligner.align(transcriptions[piece], other, kind="midi"),
                                           read_performance(transcriptions[piece]))
@@ -231,7 +231,8 @@ def main() -> None:
         chosen = [r for r in rows if r["score"] == kind]
         summary[kind] = {key: round(float(np.mean([r[key] for r in chosen])), 4) for key in columns[2:]
                          if all(key in r for r in chosen)}
-    summary["other piece"] = {"confidence_max": max(r["confidence"] for r in rows if r["score"].startswith("other"))}
+    others = [r["confidence"] for r in rows if r["score"].startswith("other")]
+    summary["other piece"] = {"confidence_max": max(others)} if others else {}
     for row in rows + [{"piece": "MEAN", "score": kind, **values} for kind, values in summary.items()]:
         table.add_row(*[f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns])
     console.print(table)

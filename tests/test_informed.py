@@ -104,6 +104,10 @@ def test_report_lists_a_deleted_note(excerpt, tmp_path):
              and abs(float(row["time_s"]) - notes["start_s"][target]) <= 0.05]
     assert len(found) == 1, (notes[target], rows)
     assert int(found[0]["measure"]) >= 1 and float(found[0]["score_beat"]) >= 0
+    picture = run_maestro("view", str(tmp_path / "p.mid"), "--report", str(report), "-o", str(tmp_path / "p.png"),
+                          "--json")
+    assert picture.code == 0, picture.stderr
+    assert json.loads(picture.stdout)["deviations"] >= 1 and (tmp_path / "p.png").stat().st_size > 10_000
 
 
 def test_report_needs_a_score(excerpt, tmp_path):

@@ -10,8 +10,8 @@ transcriber and the aligner never meet. The result:
 - transcribed notes the score lacks are kept when clearly present: ``extra``. Dropped as likely transcription
   errors: notes shorter than ``extra_min_s`` and re-onsets of a confirmed note of the same pitch still sounding
   (velocity does not tell real extra notes from spurious ones: measured, see docs/transcribe.md);
-- a missed score note and a kept extra note starting within ``wrong_pitch_window`` s of each other (the score
-  note's aligned time) are one ``wrong_pitch`` deviation.
+- a missed score note and a kept extra note at most :data:`WRONG_PITCH_INTERVAL` semitones apart, starting within
+  ``wrong_pitch_window`` s of each other (the score note's aligned time), are one ``wrong_pitch`` deviation.
 
 Deviations carry the score position (note id, measure, beats from the score's start) and the time in the recording.
 """
@@ -29,12 +29,13 @@ import numpy as np
 from maestro_cli.errors import MaestroError
 
 #: Below this note-matching F-measure (matched notes against score and transcription) the score is taken to be of
-#: another piece. Measured on the 4 MAPS excerpts (benchmarks/informed_transcription.py): the right score 0.66-0.90
-#: with onsets-frames, another piece's 0.05-0.15.
+#: another piece. Measured on the 4 MAPS excerpts (benchmarks/informed_transcription.py): the right score
+#: (onset_threshold 0.1-0.4) 0.63-0.81 with onsets-frames, another piece's 0.07-0.14.
 MIN_CONFIDENCE = 0.35
 #: An unmatched transcribed note is kept (an ``extra`` deviation) from this length up, in seconds.
 EXTRA_MIN_S = 0.06
 WRONG_PITCH_WINDOW = 0.1
+WRONG_PITCH_INTERVAL = 2  # a neighbouring key; farther apart they are a missed and an extra note
 KINDS = ("missed", "extra", "wrong_pitch")
 REPORT_COLUMNS = ("kind", "pitch", "played_pitch", "score_id", "measure", "score_beat", "time_s", "velocity")
 
@@ -119,9 +120,10 @@ def _clearly_present(note, confirmed: np.ndarray, min_s: float) -> bool:
 
 
 def _wrong_pitch_pairs(missed_time, missed_pitch, extra_time, extra_pitch, window: float) -> list[tuple[int, int]]:
-    """Closest-first pairs (missed index, extra index) of different pitch within ``window`` seconds."""
+    """Closest-first pairs (missed index, extra index) of neighbouring pitches within ``window`` seconds."""
     candidates = sorted((abs(t - u), m, e) for m, t in enumerate(missed_time) for e, u in enumerate(extra_time)
-                        if abs(t - u) <= window and missed_pitch[m] != extra_pitch[e])
+                        if abs(t - u) <= window
+                        and 0 < abs(int(missed_pitch[m]) - int(extra_pitch[e])) <= WRONG_PITCH_INTERVAL)
     used_m, used_e, pairs = set(), set(), []
     for _, m, e in candidates:
         if m not in used_m and e not in used_e:
