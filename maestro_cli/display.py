@@ -87,21 +87,38 @@ def piano_roll_axes(ax: Any, pitch: np.ndarray, start: float, end: float, *, mar
 
 def piano_roll(target: Path, notes: np.ndarray, pedals: Sequence[tuple[float, float]] = (), *, title: str = "",
                start: float | None = None, end: float | None = None, width: float = 12.0, height: float = 5.0,
-               dpi: int = 100) -> Path:
+               dpi: int = 100, deviations: Sequence[dict] = ()) -> Path:
     """Write a piano roll PNG of ``notes``: bars coloured by velocity, the sustain pedal as a band under the lowest
-    note."""
+    note, and ``deviations`` from a score (dicts with ``kind``, ``time_s``, ``pitch``, ``played_pitch``) marked."""
     fig, ax = figure(width, height, dpi)
     start = float(np.min(notes["start_s"])) if start is None and len(notes) else (start or 0.0)
     end = float(np.max(notes["end_s"])) if end is None and len(notes) else (end if end is not None else start + 1.0)
     bars = draw_notes(ax, notes, by_velocity=True)
     low, high = piano_roll_axes(ax, notes["pitch"], start, end, margin=4)
     draw_pedal(ax, pedals, low=low, high=low + 1.5)
+    draw_deviations(ax, deviations)
     fig.colorbar(bars, ax=ax, label="velocity", pad=0.01)
-    if pedals:
+    if pedals or deviations:
         ax.legend(loc="upper right", fontsize="small")
     ax.set_title(title)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.11, top=0.92)
     return save(fig, target)
+
+
+def draw_deviations(ax: Any, deviations: Sequence[dict]) -> None:
+    """Missed score notes as hollow circles, extra notes as crosses, wrong pitches as a line from the score's pitch
+    to the played one."""
+    styles = {"missed": dict(marker="o", facecolors="none", edgecolors="tab:red"),
+              "extra": dict(marker="x", color="tab:purple"), "wrong_pitch": dict(marker="D", color="tab:orange")}
+    for kind, style in styles.items():
+        rows = [row for row in deviations if row["kind"] == kind]
+        if not rows:
+            continue
+        times = [row["time_s"] for row in rows]
+        heard = [row["played_pitch"] if row.get("played_pitch") is not None else row["pitch"] for row in rows]
+        ax.scatter(times, heard, s=36, linewidths=1.2, zorder=4, label=kind.replace("_", " "), **style)
+        if kind == "wrong_pitch":
+            ax.vlines(times, [row["pitch"] for row in rows], heard, colors="tab:orange", linewidths=1, zorder=3)
 
 
 def distributions(target: Path, features: dict[str, dict], labels: dict[str, str], *, log_x: Sequence[str] = (),

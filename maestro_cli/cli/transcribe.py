@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from maestro_cli.cli.batch import BatchFlags, backend_job, batch_inputs, run_files, split_executor_options
+from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
     BACKEND,
     EXECUTOR,
@@ -22,6 +23,7 @@ from maestro_cli.cli.options import (
     single_output,
     split_output_and_options,
 )
+from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.outputs import atomic_output, output_path
 
 NAME = "transcribe"
@@ -42,9 +44,24 @@ def command(
     executor: Optional[str] = EXECUTOR,
     manifest: Optional[Path] = MANIFEST,
     as_json: bool = JSON,
+    score: Optional[Path] = typer.Option(None, "--score", help=(
+        "Score-informed: the score of the recording (MusicXML, .mxl, MEI, kern or MIDI); one recording only.")),
+    report: Optional[Path] = typer.Option(None, "--report", help=(
+        "With --score: write the deviations (missed, extra, wrong-pitch notes) to this .csv or .json file.")),
+    aligner: Optional[str] = typer.Option(None, "--aligner", help="With --score: the aligner backend."),
 ) -> None:
     """Transcribe piano recordings to MIDI; prints the output paths."""
     out_file, options = split_output_and_options(output)
+    if score is not None or report is not None or aligner is not None:
+        paths = batch_inputs(inputs, AUDIO_SUFFIXES)
+        if score is None or len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
+            raise UsageError("--score (with --report, --aligner) takes exactly one recording and no batch options")
+        target = output_path(paths[0], ".mid", out_dir, out_file, overwrite)
+        if report is not None and report.exists() and not overwrite:
+            raise MaestroError("output exists; use --overwrite to replace it", report)
+        transcribe_with_score(paths[0], score, target, report, backend, options, aligner)
+        emit({"path": str(target), "report": str(report)} if as_json and report else target, as_json)
+        return
     flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
     options, executor_options = split_executor_options(flags, options)
     paths = batch_inputs(inputs, AUDIO_SUFFIXES)
@@ -70,3 +87,49 @@ def transcribe_one(transcriber, item: tuple[Path, tuple[Path, ...]]) -> None:
     with atomic_output(targets[0]) as tmp, (atomic_output(targets[1]) if len(targets) > 1 else
                                             contextlib.nullcontext()) as tmp_csv:
         transcriber.transcribe(audio, tmp, notes_csv=tmp_csv)
+
+
+def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path | None, transcriber: str | None,
+                          options: list[str], aligner: str | None) -> None:
+    """Score-informed transcription: the transcriber's notes, aligned to the score by the aligner, combined by
+    :mod:`maestro_cli.align.informed`; a score that does not fit falls back to the blind transcription."""
+    import tempfile
+
+    import numpy as np
+
+    from maestro_cli.align import informed
+    from maestro_cli.align.notes import read_performance
+    from maestro_cli.audio.io import probe_audio
+    from maestro_cli.registry import create_backend
+    from maestro_cli.symbolic.midi import read_controls, write_midi
+
+    if not score.is_file():
+        raise MaestroError("no such file", score)
+    probe_audio(audio)
+    transcribing = create_backend("transcriber", transcriber, options)
+    aligning = create_backend("aligner", aligner, [])
+    with tempfile.TemporaryDirectory() as folder:
+        blind = Path(folder) / "transcription.mid"
+        transcribing.transcribe(audio, blind)
+        played, controls = read_performance(blind), read_controls(blind)
+        alignment = aligning.align(blind, score, kind="midi")
+        notes = informed.note_alignment(alignment, played)
+        confidence = informed.confidence(notes)
+        if confidence < informed.MIN_CONFIDENCE:
+            console.print(f"warning: {score}: low alignment confidence {confidence:.2f} (a score of another piece?):"
+                          f" writing the blind transcription{', no report' if report else ''}",
+                          markup=False, highlight=False, soft_wrap=True)
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(blind.read_bytes())
+            return
+    result = informed.informed(notes, np.asarray(alignment.score_times, float),
+                               np.asarray(alignment.performance_times, float))
+    with atomic_output(target) as tmp:
+        write_midi(result.notes, tmp, controls)
+    if report is not None:
+        with atomic_output(report) as tmp:
+            tmp.write_text(informed.format_report(result, report), encoding="utf-8")
+    counts = result.counts
+    console.print(f"{audio.name}: {counts['confirmed']} of {counts['score_notes']} score notes confirmed, "
+                  f"{counts['missed']} missed, {counts['extra']} extra, {counts['wrong_pitch']} wrong pitch "
+                  f"(confidence {confidence:.2f})", markup=False, highlight=False, soft_wrap=True)

@@ -37,6 +37,8 @@ def command(
     end: Optional[float] = typer.Option(None, "--end", min=0.0, help="Last second to show (default: last note off)."),
     width: float = typer.Option(12.0, "--width", min=2.0, help="Image width in inches (100 pixels per inch)."),
     height: float = typer.Option(5.0, "--height", min=2.0, help="Image height in inches (100 pixels per inch)."),
+    report: Optional[Path] = typer.Option(None, "--report", help=(
+        "A deviation report of transcribe --score (.csv/.json): mark missed, extra and wrong-pitch notes.")),
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
@@ -50,6 +52,10 @@ def command(
 
     if not midi.is_file():
         raise MaestroError("no such file", midi)
+    if report is not None:
+        from maestro_cli.align.informed import read_report
+
+        deviations = read_report(report)
     if start is not None and end is not None and end <= start:
         raise UsageError("--end must be after --start")
     target = output_path(midi, ".png", None, output, overwrite)
@@ -72,5 +78,8 @@ def command(
         raise MaestroError(f"no notes between {lo:g} s and {hi:g} s", midi)
     notes = notes[keep]
     pedals = [(max(a, lo), min(b, hi)) for a, b in pedals if b >= lo and a <= hi]
-    plots.piano_roll(target, notes, pedals, title=midi.name, start=lo, end=hi, width=width, height=height)
-    emit({"path": str(target), "notes": int(len(notes)), "start_s": lo, "end_s": hi} if as_json else target, as_json)
+    shown = [row for row in deviations if lo <= row["time_s"] <= hi] if report is not None else []
+    plots.piano_roll(target, notes, pedals, title=midi.name, start=lo, end=hi, width=width, height=height,
+                     deviations=shown)
+    emit({"path": str(target), "notes": int(len(notes)), "start_s": lo, "end_s": hi,
+          **({"deviations": len(shown)} if report is not None else {})} if as_json else target, as_json)

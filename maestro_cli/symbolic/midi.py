@@ -113,3 +113,18 @@ def write_midi(notes: np.ndarray, path: str | Path, controls=None) -> None:
         track.controls.append(symusic.ControlChange(max(time, 0.0), int(number), int(value), ttype="second"))
     score.tracks.append(track)
     score.dump_midi(str(path))
+
+
+def read_controls(path: Path | str) -> np.ndarray:
+    """All control changes of a MIDI file (every track), rows ``(time_s, controller, value)`` in time order."""
+    import symusic
+
+    try:
+        score = symusic.Score(str(path))
+    except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
+        raise MaestroError(f"not a readable MIDI file ({exc})", path) from None
+    seconds = tick_clock(score.tempos.numpy(), score.tpq)
+    rows = [np.stack([seconds(c["time"]), c["number"], c["value"]], axis=1)
+            for c in (track.controls.numpy() for track in score.tracks if not track.is_drum) if len(c["time"])]
+    rows = np.concatenate(rows).astype(np.float64) if rows else np.zeros((0, 3))
+    return rows[np.argsort(rows[:, 0], kind="stable")]

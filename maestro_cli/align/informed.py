@@ -1,0 +1,182 @@
+"""Score-informed transcription: a blind transcription corrected by the score aligned to it, and the deviations.
+
+The inputs are the transcriber's notes (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`, as played) paired with the
+score notes by any aligner (a :class:`maestro_cli.align.notes.NoteAlignment`, or a time map matched here), so the
+transcriber and the aligner never meet. The result:
+
+- every score note the transcription confirms (same pitch near its aligned time) is written with the transcribed
+  onset, offset and velocity;
+- score notes the audio does not support are left out (``missed``);
+- transcribed notes the score lacks are kept when clearly present: ``extra``. Dropped as likely transcription
+  errors: notes shorter than ``extra_min_s`` and re-onsets of a confirmed note of the same pitch still sounding
+  (velocity does not tell real extra notes from spurious ones: measured, see docs/transcribe.md);
+- a missed score note and a kept extra note at most :data:`WRONG_PITCH_INTERVAL` semitones apart, starting within
+  ``wrong_pitch_window`` s of each other (the score note's aligned time), are one ``wrong_pitch`` deviation.
+
+Deviations carry the score position (note id, measure, beats from the score's start) and the time in the recording.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maestro_cli.errors import MaestroError
+
+#: Below this note-matching F-measure (matched notes against score and transcription) the score is taken to be of
+#: another piece. Measured on the 4 MAPS excerpts (benchmarks/informed_transcription.py): the right score
+#: (onset_threshold 0.1-0.4) 0.63-0.81 with onsets-frames, another piece's 0.07-0.14.
+MIN_CONFIDENCE = 0.35
+#: An unmatched transcribed note is kept (an ``extra`` deviation) from this length up, in seconds.
+EXTRA_MIN_S = 0.06
+WRONG_PITCH_WINDOW = 0.1
+WRONG_PITCH_INTERVAL = 2  # a neighbouring key; farther apart they are a missed and an extra note
+KINDS = ("missed", "extra", "wrong_pitch")
+REPORT_COLUMNS = ("kind", "pitch", "played_pitch", "score_id", "measure", "score_beat", "time_s", "velocity")
+
+
+@dataclass
+class Informed:
+    """The performance notes (:data:`~maestro_cli.symbolic.notes.NOTE_DTYPE`) and the deviations from the score."""
+
+    notes: np.ndarray
+    deviations: list[dict]
+    confidence: float
+    counts: dict = field(default_factory=dict)
+
+
+def note_alignment(alignment, played: np.ndarray):
+    """The alignment's note pairs, or, for a time-map aligner, ``played`` matched to the score through its map."""
+    from maestro_cli.align.note_matching import refine
+    from maestro_cli.align.notes import NoteAlignment
+
+    if alignment.notes is not None:
+        return alignment.notes
+    score = alignment.score
+    if score is None:
+        raise MaestroError("the aligner returned neither the score it aligned nor note pairs", None)
+    _, _, matching = refine(score.notes, played, np.asarray(alignment.score_times, float),
+                            np.asarray(alignment.performance_times, float))
+    return NoteAlignment(score, played, matching.score_index, matching.performance_index)
+
+
+def confidence(notes) -> float:
+    """Note-matching F-measure: how much of the score and of the transcription pair up."""
+    return 2.0 * len(notes.score_index) / max(1, len(notes.score.notes) + len(notes.performance))
+
+
+def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, extra_min_s: float = EXTRA_MIN_S,
+             wrong_pitch_window: float = WRONG_PITCH_WINDOW) -> Informed:
+    """Combine a note-level alignment of a transcription (``notes``) into the performance and its deviations.
+
+    ``map_score``/``map_performance`` (the alignment's time map, strictly increasing) place missed score notes in
+    the recording and extra notes in the score.
+    """
+    from maestro_cli.align.note_matching import extrapolated
+    from maestro_cli.symbolic.notes import sort_notes
+
+    score, played = notes.score.notes, notes.performance
+    missed = np.setdiff1d(np.arange(len(score)), notes.score_index)
+    unmatched = np.setdiff1d(np.arange(len(played)), notes.performance_index)
+    extra = unmatched[[_clearly_present(played[k], played[notes.performance_index], extra_min_s) for k in unmatched]]
+    keep = np.sort(np.concatenate([notes.performance_index, extra])).astype(int)
+    out = sort_notes(played[keep])
+
+    map_score, map_performance = np.asarray(map_score, float), np.asarray(map_performance, float)
+    missed_time = extrapolated(score["start_s"][missed], map_score, map_performance)
+    pairs = _wrong_pitch_pairs(missed_time, score["pitch"][missed], played["start_s"][extra],
+                               played["pitch"][extra], wrong_pitch_window)
+    position = _score_position(score)
+    deviations = []
+    paired_missed, paired_extra = {m for m, _ in pairs}, {e for _, e in pairs}
+    for m, e in pairs:
+        s, p = missed[m], extra[e]
+        deviations.append(_row("wrong_pitch", score[s], played[p], *position(score["start_s"][s])))
+    for m in set(range(len(missed))) - paired_missed:
+        s = missed[m]
+        deviations.append(_row("missed", score[s], None, *position(score["start_s"][s]), time_s=missed_time[m]))
+    performance_to_score = np.interp(played["start_s"][extra], map_performance, map_score)
+    for e in set(range(len(extra))) - paired_extra:
+        deviations.append(_row("extra", None, played[extra[e]], *position(performance_to_score[e])))
+    deviations.sort(key=lambda row: (row["time_s"], row["pitch"]))
+    counts = {"score_notes": int(len(score)), "transcribed_notes": int(len(played)),
+              "confirmed": int(len(notes.score_index)), "kept_extra": int(len(extra)),
+              "dropped_unmatched": int(len(unmatched) - len(extra)),
+              **{kind: sum(row["kind"] == kind for row in deviations) for kind in KINDS}}
+    return Informed(out, deviations, round(confidence(notes), 4), counts)
+
+
+def _clearly_present(note, confirmed: np.ndarray, min_s: float) -> bool:
+    """Long enough, and not a re-onset of a confirmed note of the same pitch that is still sounding."""
+    reonset = np.any((confirmed["pitch"] == note["pitch"]) & (confirmed["start_s"] < note["start_s"])
+                     & (confirmed["end_s"] > note["start_s"] - 0.05))
+    return bool(note["end_s"] - note["start_s"] >= min_s and not reonset)
+
+
+def _wrong_pitch_pairs(missed_time, missed_pitch, extra_time, extra_pitch, window: float) -> list[tuple[int, int]]:
+    """Closest-first pairs (missed index, extra index) of neighbouring pitches within ``window`` seconds."""
+    candidates = sorted((abs(t - u), m, e) for m, t in enumerate(missed_time) for e, u in enumerate(extra_time)
+                        if abs(t - u) <= window
+                        and 0 < abs(int(missed_pitch[m]) - int(extra_pitch[e])) <= WRONG_PITCH_INTERVAL)
+    used_m, used_e, pairs = set(), set(), []
+    for _, m, e in candidates:
+        if m not in used_m and e not in used_e:
+            used_m.add(m)
+            used_e.add(e)
+            pairs.append((m, e))
+    return pairs
+
+
+def _score_position(score: np.ndarray):
+    """A function from score seconds to (measure, beats from the start), interpolated between score onsets."""
+    onsets, first = np.unique(score["start_s"], return_index=True)
+    beats, measures = score["onset_beats"][first], score["measure"][first]
+
+    def position(seconds: float) -> tuple[int, float]:
+        k = int(np.clip(np.searchsorted(onsets, seconds + 1e-6, side="right") - 1, 0, len(onsets) - 1))
+        return int(measures[k]), float(np.interp(seconds, onsets, beats))
+
+    return position
+
+
+def _row(kind: str, score_note, played_note, measure: int, beat: float, time_s: float | None = None) -> dict:
+    pitch = score_note if score_note is not None else played_note
+    return {"kind": kind, "pitch": int(pitch["pitch"]),
+            "played_pitch": int(played_note["pitch"]) if played_note is not None else None,
+            "score_id": str(score_note["id"]) if score_note is not None else None,
+            "measure": measure, "score_beat": round(beat, 3),
+            "time_s": round(float(time_s if played_note is None else played_note["start_s"]), 4),
+            "velocity": int(played_note["velocity"]) if played_note is not None else None}
+
+
+def format_report(result: Informed, path: Path) -> str:
+    """The deviations as CSV (:data:`REPORT_COLUMNS`) or, for a ``.json`` path, JSON with the counts."""
+    if Path(path).suffix.lower() == ".json":
+        return json.dumps({"confidence": result.confidence, "counts": result.counts,
+                           "deviations": result.deviations}, indent=1) + "\n"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in result.deviations)
+    return out.getvalue()
+
+
+def read_report(path: Path | str) -> list[dict]:
+    """Deviations from a CSV or JSON report (``time_s``, ``pitch`` and ``kind`` of each)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaestroError("no such file", path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        rows = json.loads(text)["deviations"] if path.suffix.lower() == ".json" else list(csv.DictReader(
+            io.StringIO(text)))
+        return [{"kind": row["kind"], "pitch": int(row["pitch"]), "time_s": float(row["time_s"]),
+                 "played_pitch": int(row["played_pitch"]) if row.get("played_pitch") not in (None, "") else None}
+                for row in rows]
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError):
+        raise MaestroError(f"not a deviation report (expected {','.join(REPORT_COLUMNS)})", path) from None
