@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
-from helpers import run_maestro, write_midi
+from helpers import MAESTRO, run_maestro, write_midi
 
 from maestro_cli import __version__
 from maestro_cli.errors import MaestroError
@@ -114,3 +116,11 @@ def test_closed_stdout_pipe_exits_quietly():
     os.close(write_end)
     assert proc.returncode == 1
     assert proc.stderr == ""
+
+
+def test_closed_stdin_is_no_input(tmp_path):
+    """Under cron or nohup stdin may be closed (sys.stdin is None): a stage that looks at it sees no input."""
+    result = subprocess.run([str(MAESTRO), "evaluate", "generation", "--dataset", str(tmp_path)],
+                            capture_output=True, text=True, preexec_fn=lambda: os.close(0), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "error: no input given (name files or pipe paths on stdin)"
