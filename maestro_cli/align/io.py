@@ -24,14 +24,10 @@ CSV_HEADER = ("score_time_s", "performance_time_s")
 
 def detect_kind(path: Path | str) -> str:
     """``"midi"`` or ``"audio"`` from the file's content (MIDI magic ``MThd``, RIFF/fLaC/OggS/...)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MaestroError("no such file", path)
-    with path.open("rb") as handle:
-        head = handle.read(12)
-    if not head:
-        raise MaestroError("empty file (0 bytes)", path)
-    if head.startswith(b"MThd") or (head.startswith(b"RIFF") and head[8:12] == b"RMID"):
+    from maestro_cli.symbolic.midi import file_head, is_midi
+
+    head = file_head(path, 12)
+    if is_midi(head):
         return "midi"
     if head.startswith(_AUDIO_MAGIC):
         return "audio"

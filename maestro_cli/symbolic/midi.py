@@ -13,6 +13,23 @@ from maestro_cli.symbolic.pedal import apply_sustain
 _TPQ = 500  # with 120 bpm one tick is 1 ms, one time step 10 ticks
 
 
+def file_head(path: Path | str, size: int) -> bytes:
+    """The first ``size`` bytes of a file, to tell its format by content; one-line errors if missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaestroError("no such file", path)
+    with path.open("rb") as handle:
+        head = handle.read(size)
+    if not head:
+        raise MaestroError("empty file (0 bytes)", path)
+    return head
+
+
+def is_midi(head: bytes) -> bool:
+    """Whether a file's first bytes are a Standard MIDI file (``MThd``, or RIFF-wrapped RMID)."""
+    return head.startswith(b"MThd") or (head.startswith(b"RIFF") and head[8:12] == b"RMID")
+
+
 def read_midi(path: Path | str | bytes) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Notes of all tracks merged, and CC64 ``(times, values)`` of all tracks, parsed with symusic.
 

@@ -43,14 +43,11 @@ class Score:
 
 def detect_format(path: Path | str) -> str:
     """One of :data:`FORMATS`, from the first bytes of the file."""
+    from maestro_cli.symbolic.midi import file_head, is_midi
+
     path = Path(path)
-    if not path.is_file():
-        raise MaestroError("no such file", path)
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    if not head:
-        raise MaestroError("empty file (0 bytes)", path)
-    if head.startswith(b"MThd") or (head.startswith(b"RIFF") and head[8:12] == b"RMID"):
+    head = file_head(path, 4096)
+    if is_midi(head):
         return "midi"
     if head.startswith(b"PK\x03\x04"):
         try:
