@@ -16,6 +16,7 @@ import numpy as np
 
 from maestro_cli.errors import MaestroError
 from maestro_cli.outputs import atomic_output, atomic_write_bytes, output_path
+from maestro_cli.symbolic.midi import file_head, is_midi
 
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
 _EXTENSIONS = {"csv": ".csv", "json": ".json", "midi": ".mid", "notes": ".notes.csv", "match": ".match"}
@@ -24,8 +25,6 @@ CSV_HEADER = ("score_time_s", "performance_time_s")
 
 def detect_kind(path: Path | str) -> str:
     """``"midi"`` or ``"audio"`` from the file's content (MIDI magic ``MThd``, RIFF/fLaC/OggS/...)."""
-    from maestro_cli.symbolic.midi import file_head, is_midi
-
     head = file_head(path, 12)
     if is_midi(head):
         return "midi"

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from maestro_cli.errors import MaestroError
+from maestro_cli.symbolic.midi import file_head, is_midi
 
 SCORE_DTYPE = np.dtype([("id", "U64"), ("pitch", np.uint8), ("onset_beats", np.float64),
                         ("duration_beats", np.float64), ("onset_quarters", np.float64),
@@ -43,8 +44,6 @@ class Score:
 
 def detect_format(path: Path | str) -> str:
     """One of :data:`FORMATS`, from the first bytes of the file."""
-    from maestro_cli.symbolic.midi import file_head, is_midi
-
     path = Path(path)
     head = file_head(path, 4096)
     if is_midi(head):
