@@ -18,9 +18,14 @@ def output_path(source: Path, suffix: str, out_dir: Path | None = None, out_file
         target = out_file
     else:
         target = (out_dir or Path.cwd()) / (source.stem + suffix)
-    if target.exists() and not overwrite:
-        raise MaestroError("output exists; use --overwrite to replace it", target)
+    refuse_existing(target, overwrite)
     return target
+
+
+def refuse_existing(target: Path | None, overwrite: bool) -> None:
+    """An existing output file is an error unless ``overwrite`` (``None``: no output asked for)."""
+    if target is not None and target.exists() and not overwrite:
+        raise MaestroError("output exists; use --overwrite to replace it", target)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from maestro_cli.errors import MaestroError
-from maestro_cli.outputs import atomic_output, atomic_write_bytes, output_path
+from maestro_cli.outputs import atomic_output, atomic_write_bytes, output_path, refuse_existing
 from maestro_cli.symbolic.midi import file_head, is_midi
 
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
@@ -73,8 +73,7 @@ def write_alignment(result: Any, performance: Path, score: Path, out_format: str
         from maestro_cli.align.notes import format_csv as format_notes
 
         sidecar = sidecar_path(target)
-        if sidecar.exists() and not overwrite:
-            raise MaestroError("output exists; use --overwrite to replace it", sidecar)
+        refuse_existing(sidecar, overwrite)
         atomic_write_bytes(target, (format_csv(s, p) if out_format == "csv" else format_notes(result.notes)).encode())
         atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + "\n").encode())
     elif out_format == "match":

@@ -20,7 +20,7 @@ import typer
 
 from maestro_cli.batch.files import check_unique_outputs, expand_inputs
 from maestro_cli.batch.manifest import ManifestWriter
-from maestro_cli.cli.io import batch_progress, emit, read_inputs, report_failure
+from maestro_cli.cli.io import emit, progress, read_inputs, report_failure
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.protocols import BatchJob
 from maestro_cli.registry import get_backend
@@ -97,7 +97,7 @@ def run_files(description: str, sources: list[Path], plan: Callable[[Path], tupl
             yield source, targets
 
     try:
-        with batch_progress() as bar, _sigterm_interrupts():
+        with progress("files", transient=False) as bar, _sigterm_interrupts():
             task = bar.add_task(description, total=len(planned))
             for done in executor.run(job, todo(), flags.jobs):
                 source, targets = done.item

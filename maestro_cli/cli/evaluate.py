@@ -12,7 +12,8 @@ from rich.table import Table
 
 from maestro_cli.cli.io import console, emit, read_inputs
 from maestro_cli.cli.options import JSON, OVERWRITE
-from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.errors import UsageError
+from maestro_cli.outputs import refuse_existing
 from maestro_cli.registry import get_backend
 
 app = typer.Typer(help="Score transcriptions, alignments and generated music with the field's standard metrics.",
@@ -28,7 +29,7 @@ def transcription(
     as_json: bool = JSON,
 ) -> None:
     """Note P/R/F1 (onset 50 ms), with offsets, with offsets and velocity, and frame F1 (mir_eval)."""
-    check_new_output(plot, overwrite)
+    refuse_existing(plot, overwrite)
     if plot is not None and ref.is_dir():
         raise UsageError("--plot takes a single --ref/--est pair, not folders")
     result = get_backend("metric", "transcription").create([]).evaluate(ref=ref, est=est)
@@ -117,10 +118,7 @@ def generation(
     paths = read_inputs(inputs, required=checkpoint is None)
     if plot is not None and not paths:
         raise UsageError("--plot needs generated MIDI files to compare")
-    check_new_output(plot, overwrite)
-    for path in paths:
-        if not path.is_file():
-            raise MaestroError("no such file", path)
+    refuse_existing(plot, overwrite)
     report = get_backend("metric", "generation").create([]).evaluate(
         paths=paths, dataset=dataset, split=split, checkpoint=checkpoint, reference_pieces=reference_pieces)
     for skipped in report.get("reference", {}).get("unreadable", []):
@@ -186,12 +184,6 @@ def run_roundtrip(request, generators: list[str] | None, renderers: list[str] | 
     if failures:
         raise typer.Exit(1)
     return results
-
-
-def check_new_output(path: Path | None, overwrite: bool) -> None:
-    """An existing output file is an error unless ``--overwrite``."""
-    if path is not None and path.exists() and not overwrite:
-        raise MaestroError("output exists; use --overwrite to replace it", path)
 
 
 def _transcription_table(rows: list[dict]) -> None:

@@ -50,15 +50,6 @@ def emit(result: Path | str | dict[str, Any], as_json: bool = False) -> None:
         print(result if not isinstance(result, dict) else json.dumps(result, default=str), flush=True)
 
 
-def progress(transient: bool = True, unit: str = "items") -> Progress:
-    """A rich progress bar on stderr counting ``unit`` ("items" or "bytes"), silent when stderr is not a terminal."""
-    from rich.progress import DownloadColumn, TransferSpeedColumn
-
-    counters = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), *counters,
-                    TimeRemainingColumn(), console=console, transient=transient, disable=not console.is_terminal)
-
-
 class RateColumn(ProgressColumn):
     """Files per second (or per minute when slower than one a second)."""
 
@@ -70,10 +61,15 @@ class RateColumn(ProgressColumn):
         return Text(rate, style="progress.data.speed")
 
 
-def batch_progress() -> Progress:
-    """The bar of a batch stage on stderr: done/total, files/s and ETA; silent when stderr is not a terminal."""
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    RateColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal)
+def progress(unit: str = "items", transient: bool = True) -> Progress:
+    """A rich progress bar on stderr counting ``unit`` ("items", "files": with files/s, or "bytes"), silent when
+    stderr is not a terminal."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    counters = {"bytes": (DownloadColumn(), TransferSpeedColumn()), "files": (MofNCompleteColumn(), RateColumn())}
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    *counters.get(unit, (MofNCompleteColumn(),)), TimeRemainingColumn(), console=console,
+                    transient=transient, disable=not console.is_terminal)
 
 
 class ConsoleHandler(logging.Handler):
@@ -92,7 +88,7 @@ def install_reporting() -> None:
         logger.addHandler(ConsoleHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    reporting.set_progress_factory(lambda unit: progress(unit=unit))
+    reporting.set_progress_factory(progress)
 
 
 class TrainingBar:

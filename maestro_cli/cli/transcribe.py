@@ -24,7 +24,7 @@ from maestro_cli.cli.options import (
     split_output_and_options,
 )
 from maestro_cli.errors import MaestroError, UsageError
-from maestro_cli.outputs import atomic_output, output_path
+from maestro_cli.outputs import atomic_output, output_path, refuse_existing
 
 NAME = "transcribe"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
@@ -57,8 +57,7 @@ def command(
         if score is None or len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
             raise UsageError("--score (with --report, --aligner) takes exactly one recording and no batch options")
         target = output_path(paths[0], ".mid", out_dir, out_file, overwrite)
-        if report is not None and report.exists() and not overwrite:
-            raise MaestroError("output exists; use --overwrite to replace it", report)
+        refuse_existing(report, overwrite)
         transcribe_with_score(paths[0], score, target, report, backend, options, aligner)
         emit({"path": str(target), "report": str(report)} if as_json and report else target, as_json)
         return
