@@ -1,15 +1,19 @@
-"""Batch benchmark: ``maestro render`` and ``maestro transcribe`` over MAESTRO test pieces, side by side in one run,
-with ``--jobs 1``, ``--jobs 2`` and ``--executor ray`` (a local Ray instance started by the command); then a batch
-killed half-way (SIGTERM) and resumed with ``--skip-existing``.
+"""Batch benchmark: ``maestro render`` and ``maestro transcribe`` over MAESTRO test pieces (and, with ``--stages``
+naming it, ``maestro align`` over ASAP performances), side by side in one run, with ``--jobs 1``, ``--jobs 2`` and
+``--executor ray`` (a local Ray instance started by the command); then a batch killed half-way (SIGTERM) and resumed
+with ``--skip-existing``.
 
 Input: the first ``--seconds`` of the first ``--pieces`` MAESTRO v2 test-split MIDI files (metadata order); render
 writes 16 kHz mono WAV (what the transcriber reads), transcribe reads those WAVs with the default backend
-(onsets-frames). Each configuration runs the whole command, start-up and model loading included, in a fresh output
-folder; the configurations of a stage alternate round by round (``--rounds``) so a busy machine slows all alike.
-Files/s is inputs / wall seconds; speed-up is against ``--jobs 1`` of the same stage. Outputs of every configuration
-are compared byte for byte with ``--jobs 1``'s.
+(onsets-frames). Align reads one JSON-lines manifest of (performance, score) pairs: every performance MIDI of
+``asap-sample`` and its MIDI score, both cut at the first annotated score beat after ``--seconds`` (the same beat in
+both, by ASAP's annotations); ``--format notes``, backend ``dtw``. Each configuration runs the whole command,
+start-up and model loading included, in a fresh output folder; the configurations of a stage alternate round by
+round (``--rounds``) so a busy machine slows all alike. Files/s is inputs / wall seconds; speed-up is against
+``--jobs 1`` of the same stage. Outputs of every configuration are compared byte for byte with ``--jobs 1``'s.
 
-Run: ``.venv/bin/python benchmarks/batch.py [--pieces 40] [--seconds 15] [--rounds 1] [--no-ray] [--stages render]``.
+Run: ``.venv/bin/python benchmarks/batch.py [--pieces 40] [--seconds 15] [--rounds 1] [--no-ray]
+[--stages render,transcribe,align]``.
 Prints a rich table and one JSON line.
 """
 
@@ -46,6 +50,37 @@ def excerpts(shared: Path, folder: Path, pieces: int, seconds: float) -> list[Pa
         score = symusic.Score(str(root / row["midi_filename"]), ttype="second").clip(0, seconds)
         score.dump_midi(str(folder / Path(row["midi_filename"]).name))
     return sorted(folder.iterdir())
+
+
+def asap_pairs(shared: Path, folder: Path, seconds: float) -> Path:
+    """A JSON-lines manifest of every ASAP-sample performance MIDI with its MIDI score, both cut at the first
+    annotated score beat after ``seconds``; each piece in its own subfolder."""
+    import numpy as np
+    import symusic
+
+    def beats(path: Path) -> np.ndarray:
+        return np.array([float(line.split("\t")[0]) for line in path.read_text().splitlines() if line.strip()])
+
+    asap = shared / "asap-sample"
+    with open(asap / "metadata.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if (asap / row["midi_performance"]).is_file()]
+    lines = []
+    for row in rows:
+        source, piece = asap / row["folder"], folder / row["folder"].replace("/", "_")
+        score_beats = beats(asap / row["midi_score_annotations"])
+        cut = min(int(np.searchsorted(score_beats, seconds)), len(score_beats) - 1)
+        piece.mkdir(parents=True, exist_ok=True)
+        if not (piece / "score.mid").exists():
+            symusic.Score(str(source / "midi_score.mid"), ttype="second").clip(0, score_beats[cut]).dump_midi(
+                str(piece / "score.mid"))
+        played = beats(asap / row["performance_annotations"])
+        performance = piece / Path(row["midi_performance"]).name
+        symusic.Score(str(asap / row["midi_performance"]), ttype="second").clip(0, played[cut]).dump_midi(
+            str(performance))
+        lines.append(json.dumps({"input": str(performance), "score": str(piece / "score.mid")}))
+    manifest = folder / "pairs.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
 
 
 def run(args: list[str]) -> float:
@@ -95,7 +130,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
-    parser.add_argument("--stages", default="render,transcribe", help="render, or render,transcribe")
+    parser.add_argument("--stages", default="render,transcribe",
+                        help="comma-separated: render, transcribe (reads render's outputs), align")
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("MAESTRO_SHARED_DATA",
                                                                            REPO.parent / "shared" / "data")))
     args = parser.parse_args()
@@ -106,10 +142,16 @@ def main() -> None:
     try:
         midi = work / "midi"
         count = len(excerpts(args.shared, midi, args.pieces, args.seconds))
+        counts = {"render": count, "transcribe": count}
+        if "align" in args.stages.split(","):
+            pairs = asap_pairs(args.shared, work / "asap", args.seconds)
+            counts["align"] = len(pairs.read_text().splitlines())
         stages = {"render": lambda out, extra: ["render", str(midi), "--out-dir", str(out), "--sample-rate", "16000",
                                                 "-o", "channels=1", *extra],
                   "transcribe": lambda out, extra: ["transcribe", str(work / "render-jobs-1"), "--out-dir", str(out),
-                                                    *extra]}
+                                                    *extra],
+                  "align": lambda out, extra: ["align", str(work / "asap" / "pairs.jsonl"), "--out-dir", str(out),
+                                               "--format", "notes", *extra]}
         seconds: dict[tuple[str, str], list[float]] = {}
         identical: dict[tuple[str, str], bool] = {}
         for stage, command in [(name, stages[name]) for name in args.stages.split(",")]:
@@ -126,18 +168,20 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    table = Table(title=f"maestro batch: {count} MAESTRO test excerpts of {args.seconds:g} s, {os.cpu_count()} cores, "
+    table = Table(title=f"maestro batch: excerpts of {args.seconds:g} s ({count} MAESTRO test pieces; align: "
+                        f"{counts.get('align', 0)} ASAP performances), {os.cpu_count()} cores, "
                         f"load {os.getloadavg()[0]:.1f}")
-    for column in ("stage", "executor", "wall s", "files/s", "speed-up", "same bytes as --jobs 1"):
+    for column in ("stage", "executor", "files", "wall s", "files/s", "speed-up", "same bytes as --jobs 1"):
         table.add_column(column)
     rows = []
     for (stage, name), times in seconds.items():
         best = min(times)
         base = min(seconds[stage, "--jobs 1"])
-        rows.append({"stage": stage, "executor": name, "seconds": round(best, 2), "files_per_s": round(count / best, 3),
-                     "speedup": round(base / best, 2), "identical": identical[stage, name]})
-        table.add_row(stage, name, f"{best:.1f}", f"{count / best:.2f}", f"{base / best:.2f}x",
-                      "yes" if identical[stage, name] else "NO")
+        rows.append({"stage": stage, "executor": name, "files": counts[stage], "seconds": round(best, 2),
+                     "files_per_s": round(counts[stage] / best, 3), "speedup": round(base / best, 2),
+                     "identical": identical[stage, name]})
+        table.add_row(stage, name, str(counts[stage]), f"{best:.1f}", f"{counts[stage] / best:.2f}",
+                      f"{base / best:.2f}x", "yes" if identical[stage, name] else "NO")
     Console(stderr=True).print(table)
     Console(stderr=True).print(f"kill half-way and resume: {resume}")
     print(json.dumps({"benchmark": "batch", "pieces": count, "seconds_each": args.seconds, "cores": os.cpu_count(),

@@ -38,6 +38,14 @@ def sidecar_path(csv_path: Path) -> Path:
     return csv_path.with_suffix(".meta.json")
 
 
+def output_paths(performance: Path, out_format: str, out_dir: Path | None = None,
+                 out_file: Path | None = None) -> tuple[Path, ...]:
+    """The files :func:`write_alignment` writes for ``performance``: the alignment (default name
+    ``<out_dir or cwd>/<performance stem>.aligned.<ext>``), then for csv and notes its sidecar."""
+    target = output_path(Path(performance), ".aligned" + _EXTENSIONS[out_format], out_dir, out_file, overwrite=True)
+    return (target, sidecar_path(target)) if out_format in ("csv", "notes") else (target,)
+
+
 def _checked(score_times: Any, performance_times: Any,
              where: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(score_times, dtype=np.float64)

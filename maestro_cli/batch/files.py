@@ -15,37 +15,54 @@ MANIFEST_SUFFIXES = (".txt", ".lst", ".list", ".jsonl")
 def expand_inputs(paths: Iterable[Path], suffixes: Sequence[str]) -> list[Path]:
     """Inputs with folders replaced by their files (recursively, sorted) whose name ends with one of ``suffixes``,
     and manifests by the paths they list (relative ones are relative to the manifest's folder)."""
-    found: list[Path] = []
+    return [path for path, _ in expand_entries(paths, suffixes)]
+
+
+def expand_entries(paths: Iterable[Path], suffixes: Sequence[str],
+                   keys: Sequence[str] = ()) -> list[tuple[Path, dict[str, Path]]]:
+    """:func:`expand_inputs`, each input with the paths its JSON manifest line gives under ``keys`` (resolved like
+    the input; ``{}`` for an input not from a JSON line)."""
+    found: list[tuple[Path, dict[str, Path]]] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(tuple(suffixes))
-                            and not p.name.startswith("."))
+            found += [(p, {}) for p in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                                              and p.name.lower().endswith(tuple(suffixes)))]
         elif path.suffix.lower() in MANIFEST_SUFFIXES and not path.name.lower().endswith(tuple(suffixes)):
-            found += read_manifest(path)
+            found += read_manifest(path, keys)
         else:
-            found.append(path)
+            found.append((path, {}))
     return found
 
 
-def read_manifest(manifest: Path) -> list[Path]:
-    """The paths a manifest lists: plain lines, or JSON objects with a ``"path"``; blank lines and ``#`` skipped."""
+def read_manifest(manifest: Path, keys: Sequence[str] = ()) -> list[tuple[Path, dict[str, Path]]]:
+    """The paths a manifest lists: plain lines, or JSON objects with a ``"path"`` (or ``"input"``, as in a results
+    manifest), each with the paths of ``keys`` on its line; blank lines and ``#`` skipped."""
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise MaestroError(f"cannot read manifest: {exc}", manifest) from None
-    paths = []
+
+    def resolve(name: str) -> Path:
+        path = Path(name).expanduser()
+        return path if path.is_absolute() else manifest.parent / path
+
+    entries = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("{"):
-            try:
-                line = json.loads(line)["path"]
-            except (ValueError, KeyError, TypeError):
-                raise MaestroError(f"line {number}: expected a JSON object with a \"path\"", manifest) from None
-        path = Path(line).expanduser()
-        paths.append(path if path.is_absolute() else manifest.parent / path)
-    return paths
+        if not line.startswith("{"):
+            entries.append((resolve(line), {}))
+            continue
+        try:
+            record = json.loads(line)
+            name = record["path"] if "path" in record else record["input"]
+            extra = {key: resolve(record[key]) for key in keys if record.get(key) is not None}
+        except (ValueError, KeyError, TypeError):
+            raise MaestroError(f"line {number}: expected a JSON object with a \"path\" (or \"input\")"
+                               + "".join(f" and an optional \"{key}\"" for key in keys), manifest) from None
+        entries.append((resolve(name), extra))
+    return entries
 
 
 def check_unique_outputs(plans: Iterable[tuple[Path, Sequence[Path]]]) -> None:

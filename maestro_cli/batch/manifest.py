@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 
 class ManifestWriter:
@@ -16,13 +16,15 @@ class ManifestWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = path.open("w", encoding="utf-8")
 
-    def write(self, source: Path, outputs: Sequence[Path], status: str, error: str | None = None,
-              seconds: float = 0.0) -> None:
-        """``status`` is ``ok``, ``skipped`` (its output existed) or ``failed`` (with ``error``); a second output
-        (transcribe's note CSV) is listed under ``outputs``."""
+    def write(self, source: Path, fields: Mapping[str, Path], outputs: Sequence[Path], status: str,
+              error: str | None = None, seconds: float = 0.0) -> None:
+        """``status`` is ``ok``, ``skipped`` (its output existed) or ``failed`` (with ``error``); ``fields`` are the
+        input's companion files (align: its ``score``); a second output (transcribe's note CSV) is listed under
+        ``outputs``."""
         if self.handle is None:
             return
-        record: dict[str, Any] = {"input": str(source), "output": str(outputs[0]), "status": status, "error": error,
+        record: dict[str, Any] = {"input": str(source), **{key: str(path) for key, path in fields.items()},
+                                  "output": str(outputs[0]), "status": status, "error": error,
                                   "seconds": round(seconds, 3)}
         if len(outputs) > 1:
             record["outputs"] = [str(output) for output in outputs]

@@ -1,30 +1,52 @@
-"""Stage ``align``: synchronise a performance (audio or MIDI) with a score (MusicXML, MEI, kern or MIDI)."""
+"""Stage ``align``: synchronise performances (audio or MIDI) with their scores (MusicXML, MEI, kern or MIDI)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from maestro_cli.cli.io import emit, read_inputs
-from maestro_cli.cli.options import BACKEND, JSON, OUTPUT_OR_OPTIONS, OVERWRITE, split_output_and_options
+from maestro_cli.cli.batch import BatchFlags, batch_entries, run_files, split_executor_options
+from maestro_cli.cli.io import emit
+from maestro_cli.cli.options import (
+    BACKEND,
+    EXECUTOR,
+    JOBS,
+    JSON,
+    MANIFEST,
+    OUT_DIR,
+    OUTPUT_OR_OPTIONS,
+    OVERWRITE,
+    SKIP_EXISTING,
+    single_output,
+    split_output_and_options,
+)
+from maestro_cli.cli.transcribe import AUDIO_SUFFIXES
 from maestro_cli.errors import MaestroError, UsageError
-from maestro_cli.protocols import Alignment
-from maestro_cli.registry import get_backend
+from maestro_cli.protocols import Alignment, BatchJob
+from maestro_cli.registry import create_backend, get_backend
 
 NAME = "align"
 
 
 FORMATS = ("csv", "json", "midi", "notes", "match")
+#: Performances a folder contributes to a batch (a performance's kind is then told by its content).
+PERFORMANCE_SUFFIXES = (".mid", ".midi", *AUDIO_SUFFIXES)
 #: Audio performances, note-level output: a transcribed note counts as the score note's if it has its pitch and
 #: starts within this many seconds of the score note's time through the alignment.
 AUDIO_NOTE_WINDOW = 0.1
 
 
 def command(
-    performance: Optional[str] = typer.Argument(None, help="Performance audio or MIDI (or its path on stdin)."),
-    score: Path = typer.Option(..., "--score", help="The score: MusicXML (.musicxml, .xml, .mxl), MEI, kern or MIDI."),
+    inputs: Optional[List[str]] = typer.Argument(None, help=(
+        "Performances (audio or MIDI), folders of them, manifests (.txt, or .jsonl lines that may name their own "
+        "\"score\"), or paths on stdin.")),
+    score: Optional[Path] = typer.Option(None, "--score", help=(
+        "The score: MusicXML (.musicxml, .xml, .mxl), MEI, kern or MIDI; in a batch, of every performance whose "
+        "manifest line names none.")),
+    out_dir: Optional[Path] = OUT_DIR,
     output: Optional[List[str]] = OUTPUT_OR_OPTIONS,
     out_format: str = typer.Option("csv", "--format", help=(
         "csv (score_time_s,performance_time_s + JSON sidecar), json, midi (score re-timed), "
@@ -34,31 +56,86 @@ def command(
         "(default: the best installed).")),
     backend: Optional[str] = BACKEND,
     overwrite: bool = OVERWRITE,
+    skip_existing: bool = SKIP_EXISTING,
+    jobs: Optional[int] = JOBS,
+    executor: Optional[str] = EXECUTOR,
+    manifest: Optional[Path] = MANIFEST,
     as_json: bool = JSON,
 ) -> None:
-    """Align a performance (audio or MIDI) to a score; prints the path of the alignment."""
+    """Align performances (audio or MIDI) to their scores; prints the path of each alignment."""
     if out_format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{out_format}'")
-    paths = read_inputs([performance] if performance else None)
-    if len(paths) != 1:
-        raise UsageError("align takes exactly one performance")
     out_file, options = split_output_and_options(output)
-    if not score.is_file():
+    flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
+    options, executor_options = split_executor_options(flags, options)
+    entries = batch_entries(inputs, PERFORMANCE_SUFFIXES, ("score",))
+    pairs = [(path, fields.get("score", score)) for path, fields in entries]
+    if any(paired is None for _, paired in pairs):
+        missing = next(path for path, paired in pairs if paired is None)
+        raise UsageError(f"no score for {missing}: give --score, or a \"score\" on its JSON manifest line")
+    if score is not None and not score.is_file():
         raise MaestroError("no such file", score)
-    aligner = get_backend("aligner", backend).create(options)
-    from maestro_cli.align.io import detect_kind, write_alignment
+    single_output(out_file, [path for path, _ in pairs], out_dir)
+    from maestro_cli.align.io import output_paths, write_alignment
 
-    kind = detect_kind(paths[0])
-    result = aligner.align(paths[0], score, kind=kind)
-    if out_format in ("notes", "match") and result.notes is None and kind == "audio":
-        result.notes, result.info["transcriber"] = transcribed_notes(result, paths[0], score, transcriber)
-        result.info.update(result.notes.counts())
-    target = write_alignment(result, paths[0], score, out_format, out_file, overwrite)
-    emit(target, as_json)
+    if len(pairs) == 1 and not (jobs or executor or manifest or skip_existing):
+        performance, paired = pairs[0]
+        aligning = PairAligner(backend, options, transcriber)
+        result = aligning.align(performance, paired, out_format)
+        target = out_file or (output_paths(performance, out_format, out_dir)[0] if out_dir else None)
+        emit(write_alignment(result, performance, paired, out_format, target, overwrite), as_json)
+        return
+    from maestro_cli.registry import parse_options
+
+    parse_options(get_backend("aligner", backend), options)  # a bad -o is a usage error before any work
+    sources = [(path, {"score": paired}) for path, paired in pairs
+               if path.resolve() != paired.resolve()]  # a folder of performances may hold their score
+    if not sources:
+        raise UsageError("no performance to align besides the score itself")
+    job = BatchJob(partial(PairAligner, backend, options, transcriber), partial(align_one, out_format=out_format))
+    run_files("align", sources, lambda source: output_paths(source[0], out_format, out_dir, out_file), job, flags,
+              executor_options)
 
 
-def transcribed_notes(result: Alignment, audio: Path, score: Path, transcriber: str | None):
-    """Note-level alignment of a recording: the transcriber's notes paired with the score notes mapped through
+class PairAligner:
+    """A worker's aligner, built once, and the transcriber that gives audio performances their notes for
+    ``--format notes``/``match``, built on first use."""
+
+    def __init__(self, backend: str | None, options: list[str], transcriber: str | None):
+        self.aligner = create_backend("aligner", backend, options)
+        self.transcriber_name = transcriber
+        self.transcriber = None
+
+    def align(self, performance: Path, score: Path, out_format: str) -> Alignment:
+        """Align ``performance`` (audio or MIDI, told by its content) to ``score``."""
+        from maestro_cli.align.io import detect_kind
+
+        kind = detect_kind(performance)
+        result = self.aligner.align(performance, score, kind=kind)
+        if out_format in ("notes", "match") and result.notes is None and kind == "audio":
+            if self.transcriber is None:
+                chosen = get_backend("transcriber", self.transcriber_name)
+                self.transcriber, self.transcriber_name = chosen.create([]), chosen.name
+            result.notes = transcribed_notes(result, performance, score, self.transcriber)
+            result.info["transcriber"] = self.transcriber_name
+            result.info.update(result.notes.counts())
+        return result
+
+
+def align_one(aligning: PairAligner, item: tuple[tuple[Path, dict[str, Path]], tuple[Path, ...]], *,
+              out_format: str) -> None:
+    """One batch item: align a performance to its score and write the alignment (runs in a worker)."""
+    from maestro_cli.align.io import write_alignment
+
+    (performance, fields), targets = item
+    if not fields["score"].is_file():
+        raise MaestroError("no such file", fields["score"])
+    result = aligning.align(performance, fields["score"], out_format)
+    write_alignment(result, performance, fields["score"], out_format, targets[0], overwrite=True)
+
+
+def transcribed_notes(result: Alignment, audio: Path, score: Path, transcriber):
+    """Note-level alignment of a recording: the ``transcriber``'s notes paired with the score notes mapped through
     the alignment (same pitch, onset within :data:`AUDIO_NOTE_WINDOW` s, closest first)."""
     import tempfile
 
@@ -67,12 +144,10 @@ def transcribed_notes(result: Alignment, audio: Path, score: Path, transcriber: 
     from maestro_cli.align.notes import from_time_map, read_performance
     from maestro_cli.symbolic.scores import read_score
 
-    backend = get_backend("transcriber", transcriber)
     with tempfile.TemporaryDirectory() as folder:
         midi = Path(folder) / "transcription.mid"
-        backend.create([]).transcribe(audio, midi)
+        transcriber.transcribe(audio, midi)
         played = read_performance(midi)
     aligned = result.score if result.score is not None else read_score(score)
-    notes = from_time_map(aligned, played, np.asarray(result.score_times), np.asarray(result.performance_times),
-                          AUDIO_NOTE_WINDOW)
-    return notes, backend.name
+    return from_time_map(aligned, played, np.asarray(result.score_times), np.asarray(result.performance_times),
+                         AUDIO_NOTE_WINDOW)

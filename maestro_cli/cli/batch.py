@@ -18,12 +18,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import typer
 
-from maestro_cli.batch.files import check_unique_outputs, expand_inputs
+from maestro_cli.batch.files import check_unique_outputs, expand_entries
 from maestro_cli.batch.manifest import ManifestWriter
 from maestro_cli.cli.io import emit, progress, read_inputs, report_failure
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.protocols import BatchJob
 from maestro_cli.registry import get_backend
+
+#: A batch input: its path, or ``(path, {key: path})``, an input with its companion files (align: its score).
+Source = Path | tuple[Path, dict[str, Path]]
 
 
 @dataclass
@@ -40,10 +43,17 @@ class BatchFlags:
 
 def batch_inputs(inputs: list[str] | None, suffixes: Sequence[str]) -> list[Path]:
     """Paths from the arguments or stdin, folders and manifests expanded; each input once, in order."""
-    paths = expand_inputs(read_inputs(inputs), suffixes)
-    if not paths:
+    return [path for path, _ in batch_entries(inputs, suffixes)]
+
+
+def batch_entries(inputs: list[str] | None, suffixes: Sequence[str],
+                  keys: Sequence[str] = ()) -> list[tuple[Path, dict[str, Path]]]:
+    """:func:`batch_inputs`, each input with the companion paths its JSON manifest line gives under ``keys``; an input
+    listed twice with the same companions is run once."""
+    entries = expand_entries(read_inputs(inputs), suffixes, keys)
+    if not entries:
         raise UsageError(f"no input files ({', '.join(suffixes)}) found in {', '.join(inputs or ['stdin'])}")
-    return list(dict.fromkeys(paths))
+    return list({(path, tuple(sorted(fields.items()))): (path, fields) for path, fields in entries}.values())
 
 
 def split_executor_options(flags: BatchFlags, options: list[str]) -> tuple[list[str], list[str]]:
@@ -54,10 +64,12 @@ def split_executor_options(flags: BatchFlags, options: list[str]) -> tuple[list[
     return [option for option in options if option not in mine], mine
 
 
-def run_files(description: str, sources: list[Path], plan: Callable[[Path], tuple[Path, ...]], job: BatchJob,
+def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any], tuple[Path, ...]], job: BatchJob,
               flags: BatchFlags, executor_options: list[str] | None = None,
               result: Callable[[tuple[Path, ...]], Any] | None = None) -> None:
     """Run ``job`` over ``(source, plan(source))`` items; exit 1 if any failed.
+
+    A source's companion files are recorded in the ``--manifest`` beside its ``input``.
 
     Outputs that exist are an error per input, replaced with ``--overwrite``, or kept with ``--skip-existing``
     (status ``skipped``; an input with only some of its outputs is redone). ``result(targets)`` is what stdout
@@ -67,27 +79,28 @@ def run_files(description: str, sources: list[Path], plan: Callable[[Path], tupl
         raise UsageError("use either --skip-existing or --overwrite, not both")
     result = result or (lambda targets: targets[0])
     planned = [(source, plan(source)) for source in sources]
-    check_unique_outputs(planned)
+    check_unique_outputs((_label(source), targets) for source, targets in planned)
     executor = get_backend("executor", flags.executor).create(executor_options or [])
     manifest = ManifestWriter(flags.manifest)
     failed = 0
 
-    def fail(source: Path, targets: tuple[Path, ...], error: BaseException, seconds: float = 0.0) -> None:
+    def fail(source: Source, targets: tuple[Path, ...], error: BaseException, seconds: float = 0.0) -> None:
         nonlocal failed
         if isinstance(error, MaestroError) and error.exit_code == 2:
             raise error
         failed += 1
-        report_failure(source, error)
+        path, fields = _split(source)
+        report_failure(path, error)
         text = error.message if isinstance(error, MaestroError) else f"{type(error).__name__}: {error}"
-        manifest.write(source, targets, "failed", text, seconds)
+        manifest.write(path, fields, targets, "failed", text, seconds)
 
-    def todo() -> Iterator[tuple[Path, tuple[Path, ...]]]:
+    def todo() -> Iterator[tuple[Source, tuple[Path, ...]]]:
         for source, targets in planned:
             existing = [target for target in targets if target.exists()]
             if existing and not flags.overwrite:
                 if flags.skip_existing and len(existing) == len(targets):
                     emit(result(targets), flags.as_json)
-                    manifest.write(source, targets, "skipped")
+                    manifest.write(*_split(source), targets, "skipped")
                     bar.advance(task)
                     continue
                 if not flags.skip_existing:
@@ -105,12 +118,22 @@ def run_files(description: str, sources: list[Path], plan: Callable[[Path], tupl
                     fail(source, targets, done.error, done.seconds)
                 else:
                     emit(result(targets), flags.as_json)
-                    manifest.write(source, targets, "ok", None, done.seconds)
+                    manifest.write(*_split(source), targets, "ok", None, done.seconds)
                 bar.advance(task)
     finally:
         manifest.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _split(source: Source) -> tuple[Path, dict[str, Path]]:
+    return source if isinstance(source, tuple) else (source, {})
+
+
+def _label(source: Source) -> Path | str:
+    """How a source is named in a usage error: its path, with its companion files."""
+    path, fields = _split(source)
+    return f"{path} (with {', '.join(f'{key} {value}' for key, value in fields.items())})" if fields else path
 
 
 @contextmanager
