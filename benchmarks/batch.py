@@ -4,13 +4,15 @@ naming it, ``maestro align`` over ASAP performances), side by side in one run, w
 with ``--skip-existing``.
 
 Input: the first ``--seconds`` of the first ``--pieces`` MAESTRO v2 test-split MIDI files (metadata order); render
-writes 16 kHz mono WAV (what the transcriber reads), transcribe reads those WAVs with the default backend
-(onsets-frames). Align reads one JSON-lines manifest of (performance, score) pairs: every performance MIDI of
-``asap-sample`` and its MIDI score, both cut at the first annotated score beat after ``--seconds`` (the same beat in
-both, by ASAP's annotations); ``--format notes``, backend ``dtw``. Each configuration runs the whole command,
-start-up and model loading included, in a fresh output folder; the configurations of a stage alternate round by
-round (``--rounds``) so a busy machine slows all alike. Files/s is inputs / wall seconds; speed-up is against
-``--jobs 1`` of the same stage. Outputs of every configuration are compared byte for byte with ``--jobs 1``'s.
+writes 16 kHz mono WAV (what the transcriber reads), transcribe reads those WAVs with ``--transcriber`` (default
+onsets-frames, the built-in one; the default of ``maestro transcribe`` is transkun when its plugin is installed).
+``--seconds 0`` takes whole pieces. Align reads one JSON-lines manifest of (performance, score) pairs: every
+performance MIDI of ``asap-sample`` and its MIDI score, both cut at the first annotated score beat after
+``--seconds`` (the same beat in both, by ASAP's annotations); ``--format notes``, backend ``dtw``. Each
+configuration runs the whole command, start-up and model loading included, in a fresh output folder; the
+configurations of a stage alternate round by round (``--rounds``) so a busy machine slows all alike. Files/s is
+inputs / wall seconds; speed-up is against ``--jobs 1`` of the same stage. Outputs of every configuration are
+compared byte for byte with ``--jobs 1``'s.
 
 Run: ``.venv/bin/python benchmarks/batch.py [--pieces 40] [--seconds 15] [--rounds 1] [--no-ray]
 [--stages render,transcribe,align]``.
@@ -39,7 +41,7 @@ MAESTRO = Path(sys.executable).parent / "maestro"
 
 
 def excerpts(shared: Path, folder: Path, pieces: int, seconds: float) -> list[Path]:
-    """The first ``seconds`` of the first ``pieces`` test-split MIDI files."""
+    """The first ``seconds`` (0: all) of the first ``pieces`` test-split MIDI files."""
     import symusic
 
     root = shared / "maestro-v2.0.0-midi"
@@ -47,7 +49,9 @@ def excerpts(shared: Path, folder: Path, pieces: int, seconds: float) -> list[Pa
         rows = [row for row in csv.DictReader(handle) if row["split"] == "test"][:pieces]
     folder.mkdir(parents=True)
     for row in rows:
-        score = symusic.Score(str(root / row["midi_filename"]), ttype="second").clip(0, seconds)
+        score = symusic.Score(str(root / row["midi_filename"]), ttype="second")
+        if seconds > 0:
+            score = score.clip(0, seconds)
         score.dump_midi(str(folder / Path(row["midi_filename"]).name))
     return sorted(folder.iterdir())
 
@@ -129,6 +133,7 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--transcriber", default="onsets-frames", help="transcriber backend of the transcribe stage")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
     parser.add_argument("--stages", default="render,transcribe",
                         help="comma-separated: render, transcribe (reads render's outputs), align")
@@ -149,7 +154,7 @@ def main() -> None:
         stages = {"render": lambda out, extra: ["render", str(midi), "--out-dir", str(out), "--sample-rate", "16000",
                                                 "-o", "channels=1", *extra],
                   "transcribe": lambda out, extra: ["transcribe", str(work / "render-jobs-1"), "--out-dir", str(out),
-                                                    *extra],
+                                                    "-b", args.transcriber, *extra],
                   "align": lambda out, extra: ["align", str(work / "asap" / "pairs.jsonl"), "--out-dir", str(out),
                                                "--format", "notes", *extra]}
         seconds: dict[tuple[str, str], list[float]] = {}
@@ -168,7 +173,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    table = Table(title=f"maestro batch: excerpts of {args.seconds:g} s ({count} MAESTRO test pieces; align: "
+    length = f"excerpts of {args.seconds:g} s" if args.seconds > 0 else "whole pieces"
+    table = Table(title=f"maestro batch: {length} ({count} MAESTRO test pieces; align: "
                         f"{counts.get('align', 0)} ASAP performances), {os.cpu_count()} cores, "
                         f"load {os.getloadavg()[0]:.1f}")
     for column in ("stage", "executor", "files", "wall s", "files/s", "speed-up", "same bytes as --jobs 1"):
