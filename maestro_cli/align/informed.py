@@ -6,10 +6,14 @@ transcriber and the aligner never meet. The result:
 
 - every score note the transcription confirms (same pitch near its aligned time) is written with the transcribed
   onset, offset and velocity;
+- for a transcriber with candidates (:class:`maestro_cli.protocols.CandidateTranscriber`), a score note the
+  transcription left out is looked for among them near its aligned time: any evidence there confirms it;
 - score notes the audio does not support are left out (``missed``);
 - transcribed notes the score lacks are kept when clearly present: ``extra``. Dropped as likely transcription
-  errors: notes shorter than ``extra_min_s`` and re-onsets of a confirmed note of the same pitch still sounding
-  (velocity does not tell real extra notes from spurious ones: measured, see docs/transcribe.md);
+  errors: notes the model is less than ``extra_confidence`` sure of (with candidates; without them, notes shorter
+  than ``extra_min_s``), re-onsets of a confirmed note of the same pitch still sounding, and octaves, twelfths and
+  double octaves above a score note starting with them (partials heard as notes; velocity does not tell real extra
+  notes from spurious ones: measured, see docs/transcribe.md);
 - a missed score note and a kept extra note at most :data:`WRONG_PITCH_INTERVAL` semitones apart, starting within
   ``wrong_pitch_window`` s of each other (the score note's aligned time), are one ``wrong_pitch`` deviation.
 
@@ -36,11 +40,13 @@ MIN_CONFIDENCE = 0.35
 EXTRA_MIN_S = 0.06
 WRONG_PITCH_WINDOW = 0.1
 #: Candidates (:class:`maestro_cli.protocols.CandidateTranscriber`) are searched this far (s) from a left-out score
-#: note's aligned onset; one at least ``RECOVER`` confident confirms it.
+#: note's aligned onset; one at least ``RECOVER`` confident confirms it (the score makes the note likely, so any
+#: evidence will do: the lowest candidate floor of the shipped backends).
 SEARCH_S = 0.1
-RECOVER = 0.1
-#: With candidates, an unmatched transcribed note is kept (``extra``) only when the model is this sure of it.
-EXTRA_CONFIDENCE = 0.5
+RECOVER = 0.05
+#: With candidates, an unmatched transcribed note is kept (``extra``) only when the model is this sure of it (where
+#: the score has no note, the prior is lower than the one the model's own decision threshold assumes).
+EXTRA_CONFIDENCE = 0.9
 #: Intervals (semitones) at which a note's partials are loud enough to be transcribed as notes of their own.
 OVERTONES = (12, 19, 24)
 #: Two notes of one pitch starting this close (s) are one event.
@@ -90,6 +96,7 @@ def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidat
     the recording and extra notes in the score. ``candidates`` (``(notes, confidence)`` of a
     :class:`maestro_cli.protocols.CandidateTranscriber`) are searched for the score notes the transcription left out
     (:func:`recovered`), and give the confidence an unmatched transcribed note needs to be kept as ``extra``.
+    ``harmonics`` False keeps the overtones of score notes too.
     """
     from maestro_cli.align.note_matching import extrapolated
     from maestro_cli.symbolic.notes import sort_notes
@@ -109,7 +116,8 @@ def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidat
         sure = _confidence_of(played[unmatched], *candidates) >= extra_confidence
         unmatched, dropped = unmatched[sure], int(np.sum(~sure))
     sounding = np.concatenate([confirmed, found])
-    extra = unmatched[[_clearly_present(played[k], sounding, extra_min_s)
+    min_s = extra_min_s if candidates is None else 0.0  # the model's confidence, not a length, tells them apart
+    extra = unmatched[[_clearly_present(played[k], sounding, min_s)
                        and not (harmonics and _overtone(played[k], sounding)) for k in unmatched]]
     out = sort_notes(np.concatenate([confirmed, found, played[extra]]))
     pairs = _wrong_pitch_pairs(missed_time, score["pitch"][missed], played["start_s"][extra],

@@ -195,21 +195,27 @@ class TranskunTranscriber:
 
     def transcribe_candidates(self, audio: Path, out_midi: Path):
         """The transcription written to ``out_midi``; returned: the key onsets the semi-CRF gives a probability of
-        at least :data:`CANDIDATE_FLOOR`, with that probability (:class:`maestro_cli.protocols.CandidateTranscriber`).
+        at least :data:`CANDIDATE_FLOOR`, with that probability (:class:`maestro_cli.protocols.CandidateTranscriber`),
+        and the transcription's notes among them.
         """
         import numpy as np
 
         from maestro_cli.symbolic.notes import make_notes
 
         windows: list = []
-        self._transcribe(audio, out_midi, None, windows)
+        decided = self._transcribe(audio, out_midi, None, windows)
         rows = np.concatenate(windows) if windows else np.zeros((0, 5))
-        rows = rows[(rows[:, 0] > 0) & (rows[:, 2] > np.maximum(rows[:, 1], 0.0))]
-        order = np.lexsort((rows[:, 0], rows[:, 1]))
-        rows = rows[order]
-        return make_notes(rows[:, 0], np.maximum(rows[:, 1], 0.0), rows[:, 2], rows[:, 3]), rows[:, 4]
+        rows = rows[rows[:, 2] > np.maximum(rows[:, 1], 0.0)]
+        found = make_notes(rows[:, 0], np.maximum(rows[:, 1], 0.0), rows[:, 2], rows[:, 3])
+        missing = [not np.any((found["pitch"] == note["pitch"]) & (np.abs(found["start_s"] - note["start_s"]) <= 0.05))
+                   for note in decided]  # rare (a window's edge): a decided note gets the floor
+        notes = np.concatenate([found, decided[np.asarray(missing, bool)]])
+        confidence = np.concatenate([rows[:, 4], np.full(int(np.sum(missing)), CANDIDATE_FLOOR)])
+        order = np.lexsort((notes["pitch"], notes["start_s"]))
+        return notes[order], confidence[order]
 
     def _transcribe(self, audio: Path, out_midi: Path, notes_csv: Path | None, candidates: list | None = None):
+        """Write the transcription (and its note table); return its notes."""
         from maestro_cli.audio.io import load_audio
         from maestro_cli.symbolic.midi import write_midi
         from maestro_cli.symbolic.notes import write_notes_csv
@@ -220,6 +226,7 @@ class TranskunTranscriber:
         write_midi(notes, out_midi, controls=controls if self.options.pedals else None)
         if notes_csv is not None:
             write_notes_csv(notes, notes_csv)
+        return notes
 
 
 #: Key onsets less probable than this (the semi-CRF's marginal, summed over 3 frames) are no candidates.
