@@ -14,8 +14,11 @@ played-side findings, recall over the perturbations.
 
 A score of another piece: each transcription aligned to the next excerpt's score gives the confidence of a
 mismatch. Cost: CPU seconds of the transcription per second of audio, and of the alignment + combination.
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend onsets-frames]
-[-o onset_threshold=0.3] [--seconds 30]``. Prints a table (stderr) and one JSON line (stdout).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend transkun] [-o threads=1]
+[--seconds 30] [--cache DIR] [--no-candidates]``: transcribers with candidates
+(:class:`maestro_cli.protocols.CandidateTranscriber`) hand them to the combination unless ``--no-candidates``;
+``--cache`` keeps each transcription (and its candidates) and reuses it. Prints a table (stderr) and one JSON line
+(stdout).
 """
 
 from __future__ import annotations

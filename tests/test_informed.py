@@ -1,6 +1,7 @@
 """transcribe --score: score-informed transcription of a real MAPS excerpt with onsets-frames, against its score
 flattened from the A-MAPS MIDI (benchmarks/informed_transcription.py builds it); another piece's score falls back;
-the deviation report finds a note deleted from the score."""
+the deviation report finds a note deleted from the score; the transcriber's candidates confirm score notes its
+decoding left out."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ pytest.importorskip("torch")
 PIECE, OTHER = "MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_9_ENSTDkAm"
 SECONDS = 15.0
 OPTIONS = ("-b", "onsets-frames", "-o", "onset_threshold=0.2", "-o", "threads=1")
-# measured on this excerpt: informed 0.841, blind (default threshold) 0.727; a regression falls below
-FLOOR = 0.80
-CANDIDATES_FLOOR = 0.80
+# measured on this excerpt: informed 0.965 (0.869 from the transcription's notes alone, without the candidates),
+# blind (default threshold) 0.727; a regression falls below
+FLOOR = 0.92
 
 
 def _bench():
@@ -147,7 +148,7 @@ def test_candidates_confirm_left_out_score_notes(excerpt, tmp_path):
         f1[name] = evaluate_notes(excerpt["ref"], result.notes[result.notes["start_s"] < SECONDS - 0.1])["note_f1"]
         if evidence is not None:
             assert result.counts["recovered"] > 10, result.counts
-    assert f1["candidates"] >= CANDIDATES_FLOOR and f1["candidates"] > f1["blind notes"] + 0.03, f1
+    assert f1["candidates"] >= FLOOR and f1["candidates"] > f1["blind notes"] + 0.05, f1
 
 
 def test_report_needs_a_score(excerpt, tmp_path):

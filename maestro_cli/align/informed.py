@@ -34,7 +34,8 @@ from maestro_cli.errors import MaestroError
 
 #: Below this note-matching F-measure (matched notes against score and transcription) the score is taken to be of
 #: another piece. Measured on the 4 MAPS excerpts (benchmarks/informed_transcription.py): the right score
-#: (onset_threshold 0.1-0.4) 0.63-0.81 with onsets-frames, another piece's 0.07-0.14.
+#: (onset_threshold 0.1-0.4) 0.63-0.81 with onsets-frames, another piece's 0.07-0.14; transkun 0.90-0.995 and
+#: 0.06-0.18.
 MIN_CONFIDENCE = 0.35
 #: An unmatched transcribed note is kept (an ``extra`` deviation) from this length up, in seconds.
 EXTRA_MIN_S = 0.06
