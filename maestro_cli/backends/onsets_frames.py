@@ -81,8 +81,8 @@ class OnsetsFramesTranscriber:
                                 overlap_seconds=self.options.overlap_seconds, batch_chunks=self.options.batch_chunks)
 
     def transcribe_candidates(self, audio: Path, out_midi: Path):
-        """The transcription written to ``out_midi``; returned: the notes down to onset posterior 0.05 and each
-        one's peak onset posterior (:class:`maestro_cli.protocols.CandidateTranscriber`)."""
+        """The transcription written to ``out_midi``; returned: its notes and those down to onset posterior 0.05,
+        with each one's peak onset posterior (:class:`maestro_cli.protocols.CandidateTranscriber`)."""
         from maestro_cli.audio.io import load_audio
         from maestro_cli.models.onsets_frames import SAMPLE_RATE, decode_candidates, decode_notes, posteriors_array
         from maestro_cli.symbolic.midi import write_midi
