@@ -144,6 +144,21 @@ class Transcriber(Protocol):
         to ``notes_csv`` if given)."""
 
 
+class CandidateTranscriber(Protocol):
+    """An optional capability of a :class:`Transcriber`: the notes it weighed, with its confidence in each.
+
+    Score-informed transcription (``transcribe --score``) uses it, when a backend has it, to look for the score's
+    notes that the transcription left out (the score makes them likely) and to keep only confident notes the score
+    lacks. Backends without it get the blind transcription's notes, all taken as sure.
+    """
+
+    def transcribe_candidates(self, audio: Path, out_midi: Path) -> tuple[Any, Any]:
+        """Write the transcription of ``audio`` to ``out_midi`` as :meth:`Transcriber.transcribe` does, and return
+        ``(notes, confidence)``: every note the model finds evidence for down to a low floor (including the ones
+        its decoding rejected), as :data:`maestro_cli.symbolic.notes.NOTE_DTYPE`, and the model's probability of
+        each note's onset (1-D float array in [0, 1], the scale of its decision threshold)."""
+
+
 class MetricSet(Protocol):
     """A metric set of ``maestro evaluate``: validates its inputs (raising MaestroError) and returns a JSON-ready dict.
 

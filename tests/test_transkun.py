@@ -143,3 +143,19 @@ def test_options_are_validated(excerpt):
     result = run_maestro("transcribe", str(excerpt[0]), "-b", "transkun", "-o", "hop_seconds=20")
     assert result.code == 2
     assert "hop_seconds must be > 0 and at most segment_seconds" in result.stderr
+
+
+def test_candidates_hold_the_transcription_and_more(transcribed, excerpt, tmp_path):
+    """The semi-CRF's candidates (for transcribe --score): the decided notes, confident, and notes it left out."""
+    from maestro_cli.registry import create_backend
+
+    transcriber = create_backend("transcriber", "transkun", ["hop_seconds=16", "threads=1"])
+    found, confidence = transcriber.transcribe_candidates(excerpt[0], tmp_path / "t.mid")
+    decided = read_notes(tmp_path / "t.mid", sustain=False)
+    assert evaluate_notes(read_notes(transcribed, sustain=False), decided)["note_f1"] >= 0.99  # as transcribe writes
+    assert len(found) == len(confidence) > len(decided) and np.all((confidence >= 0.05) & (confidence <= 1))
+    sure = [np.max(confidence[(found["pitch"] == note["pitch"]) & (np.abs(found["start_s"] - note["start_s"]) <= 0.05)],
+                   initial=0.0) for note in decided]
+    assert np.median(sure) > 0.95 and np.mean(np.asarray(sure) >= 0.5) > 0.95, sure
+    ref = excerpt[1]
+    assert evaluate_notes(ref, found)["note_recall"] >= evaluate_notes(ref, decided)["note_recall"]

@@ -6,10 +6,14 @@ transcriber and the aligner never meet. The result:
 
 - every score note the transcription confirms (same pitch near its aligned time) is written with the transcribed
   onset, offset and velocity;
+- for a transcriber with candidates (:class:`maestro_cli.protocols.CandidateTranscriber`), a score note the
+  transcription left out is looked for among them near its aligned time: any evidence there confirms it;
 - score notes the audio does not support are left out (``missed``);
 - transcribed notes the score lacks are kept when clearly present: ``extra``. Dropped as likely transcription
-  errors: notes shorter than ``extra_min_s`` and re-onsets of a confirmed note of the same pitch still sounding
-  (velocity does not tell real extra notes from spurious ones: measured, see docs/transcribe.md);
+  errors: notes the model is less than ``extra_confidence`` sure of (with candidates; without them, notes shorter
+  than ``extra_min_s``), re-onsets of a confirmed note of the same pitch still sounding, and octaves, twelfths and
+  double octaves above a score note starting with them (partials heard as notes; velocity does not tell real extra
+  notes from spurious ones: measured, see docs/transcribe.md);
 - a missed score note and a kept extra note at most :data:`WRONG_PITCH_INTERVAL` semitones apart, starting within
   ``wrong_pitch_window`` s of each other (the score note's aligned time), are one ``wrong_pitch`` deviation.
 
@@ -30,11 +34,24 @@ from maestro_cli.errors import MaestroError
 
 #: Below this note-matching F-measure (matched notes against score and transcription) the score is taken to be of
 #: another piece. Measured on the 4 MAPS excerpts (benchmarks/informed_transcription.py): the right score
-#: (onset_threshold 0.1-0.4) 0.63-0.81 with onsets-frames, another piece's 0.07-0.14.
+#: (onset_threshold 0.1-0.4) 0.63-0.81 with onsets-frames, another piece's 0.07-0.14; transkun 0.90-0.995 and
+#: 0.06-0.18.
 MIN_CONFIDENCE = 0.35
 #: An unmatched transcribed note is kept (an ``extra`` deviation) from this length up, in seconds.
 EXTRA_MIN_S = 0.06
 WRONG_PITCH_WINDOW = 0.1
+#: Candidates (:class:`maestro_cli.protocols.CandidateTranscriber`) are searched this far (s) from a left-out score
+#: note's aligned onset; one at least ``RECOVER`` confident confirms it (the score makes the note likely, so any
+#: evidence will do: the lowest candidate floor of the shipped backends).
+SEARCH_S = 0.1
+RECOVER = 0.05
+#: With candidates, an unmatched transcribed note is kept (``extra``) only when the model is this sure of it (where
+#: the score has no note, the prior is lower than the one the model's own decision threshold assumes).
+EXTRA_CONFIDENCE = 0.9
+#: Intervals (semitones) at which a note's partials are loud enough to be transcribed as notes of their own.
+OVERTONES = (12, 19, 24)
+#: Two notes of one pitch starting this close (s) are one event.
+SAME_ONSET_S = 0.05
 WRONG_PITCH_INTERVAL = 2  # a neighbouring key; farther apart they are a missed and an extra note
 KINDS = ("missed", "extra", "wrong_pitch")
 REPORT_COLUMNS = ("kind", "pitch", "played_pitch", "score_id", "measure", "score_beat", "time_s", "velocity")
@@ -70,25 +87,40 @@ def confidence(notes) -> float:
     return 2.0 * len(notes.score_index) / max(1, len(notes.score.notes) + len(notes.performance))
 
 
-def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, extra_min_s: float = EXTRA_MIN_S,
-             wrong_pitch_window: float = WRONG_PITCH_WINDOW) -> Informed:
+def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidates: tuple | None = None,
+             extra_min_s: float = EXTRA_MIN_S, wrong_pitch_window: float = WRONG_PITCH_WINDOW,
+             search_s: float = SEARCH_S, recover: float = RECOVER, extra_confidence: float = EXTRA_CONFIDENCE,
+             harmonics: bool = True) -> Informed:
     """Combine a note-level alignment of a transcription (``notes``) into the performance and its deviations.
 
     ``map_score``/``map_performance`` (the alignment's time map, strictly increasing) place missed score notes in
-    the recording and extra notes in the score.
+    the recording and extra notes in the score. ``candidates`` (``(notes, confidence)`` of a
+    :class:`maestro_cli.protocols.CandidateTranscriber`) are searched for the score notes the transcription left out
+    (:func:`recovered`), and give the confidence an unmatched transcribed note needs to be kept as ``extra``.
+    ``harmonics`` False keeps the overtones of score notes too.
     """
     from maestro_cli.align.note_matching import extrapolated
     from maestro_cli.symbolic.notes import sort_notes
 
     score, played = notes.score.notes, notes.performance
-    missed = np.setdiff1d(np.arange(len(score)), notes.score_index)
-    unmatched = np.setdiff1d(np.arange(len(played)), notes.performance_index)
-    extra = unmatched[[_clearly_present(played[k], played[notes.performance_index], extra_min_s) for k in unmatched]]
-    keep = np.sort(np.concatenate([notes.performance_index, extra])).astype(int)
-    out = sort_notes(played[keep])
-
     map_score, map_performance = np.asarray(map_score, float), np.asarray(map_performance, float)
+    missed = np.setdiff1d(np.arange(len(score)), notes.score_index)
     missed_time = extrapolated(score["start_s"][missed], map_score, map_performance)
+    unmatched = np.setdiff1d(np.arange(len(played)), notes.performance_index)
+    confirmed = played[notes.performance_index]
+    found, dropped = np.zeros(0, dtype=played.dtype), 0
+    if candidates is not None:
+        pick = recovered(score["pitch"][missed], missed_time, played, *candidates, search_s, recover)
+        found = candidates[0][pick[pick >= 0]]
+        missed, missed_time = missed[pick < 0], missed_time[pick < 0]
+        unmatched = unmatched[[not _same_event(played[k], found) for k in unmatched]]
+        sure = _confidence_of(played[unmatched], *candidates) >= extra_confidence
+        unmatched, dropped = unmatched[sure], int(np.sum(~sure))
+    sounding = np.concatenate([confirmed, found])
+    min_s = extra_min_s if candidates is None else 0.0  # the model's confidence, not a length, tells them apart
+    extra = unmatched[[_clearly_present(played[k], sounding, min_s)
+                       and not (harmonics and _overtone(played[k], sounding)) for k in unmatched]]
+    out = sort_notes(np.concatenate([confirmed, found, played[extra]]))
     pairs = _wrong_pitch_pairs(missed_time, score["pitch"][missed], played["start_s"][extra],
                                played["pitch"][extra], wrong_pitch_window)
     position = _score_position(score)
@@ -105,10 +137,46 @@ def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, extra_mi
         deviations.append(_row("extra", None, played[extra[e]], *position(performance_to_score[e])))
     deviations.sort(key=lambda row: (row["time_s"], row["pitch"]))
     counts = {"score_notes": int(len(score)), "transcribed_notes": int(len(played)),
-              "confirmed": int(len(notes.score_index)), "kept_extra": int(len(extra)),
-              "dropped_unmatched": int(len(unmatched) - len(extra)),
+              "confirmed": int(len(notes.score_index)), "recovered": int(len(found)), "kept_extra": int(len(extra)),
+              "dropped_unmatched": int(len(unmatched) - len(extra) + dropped),
               **{kind: sum(row["kind"] == kind for row in deviations) for kind in KINDS}}
     return Informed(out, deviations, round(confidence(notes), 4), counts)
+
+
+def recovered(pitch: np.ndarray, time_s: np.ndarray, played: np.ndarray, candidates: np.ndarray,
+              confidence: np.ndarray, search_s: float = SEARCH_S, recover: float = RECOVER) -> np.ndarray:
+    """For each left-out score note (``pitch``, aligned onset ``time_s``), the index of the candidate that confirms
+    it, or -1: a candidate of its pitch starting within ``search_s`` of ``time_s``, at least ``recover`` confident,
+    not a note the transcription already has; the closest in time first, each candidate used once."""
+    fresh = np.array([not _same_event(note, played) for note in candidates], bool)
+    options = sorted((abs(candidates["start_s"][c] - t), m, c) for m, (p, t) in enumerate(zip(pitch, time_s))
+                     for c in np.flatnonzero(fresh & (candidates["pitch"] == p) & (confidence >= recover)
+                                             & (np.abs(candidates["start_s"] - t) <= search_s)))
+    pick = np.full(len(pitch), -1)
+    for _, m, c in options:
+        if pick[m] < 0 and c not in pick:
+            pick[m] = c
+    return pick
+
+
+def _same_event(note, notes: np.ndarray, tolerance: float = SAME_ONSET_S) -> bool:
+    """``notes`` has one of ``note``'s pitch starting within ``tolerance`` seconds of it."""
+    return bool(np.any((notes["pitch"] == note["pitch"]) & (np.abs(notes["start_s"] - note["start_s"]) <= tolerance)))
+
+
+def _confidence_of(notes: np.ndarray, candidates: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """The highest confidence of a candidate of each note's pitch starting within :data:`SAME_ONSET_S` of it (0
+    without one)."""
+    return np.array([np.max(confidence[same], initial=0.0) for same in
+                     ((candidates["pitch"] == note["pitch"])
+                      & (np.abs(candidates["start_s"] - note["start_s"]) <= SAME_ONSET_S) for note in notes)])
+
+
+def _overtone(note, sounding: np.ndarray) -> bool:
+    """``note`` is an octave, twelfth or double octave above a note that starts with it (within
+    :data:`SAME_ONSET_S`): a partial of that note, likely heard as a note of its own."""
+    return bool(np.any(np.isin(int(note["pitch"]) - sounding["pitch"].astype(int), OVERTONES)
+                       & (np.abs(sounding["start_s"] - note["start_s"]) <= SAME_ONSET_S)))
 
 
 def _clearly_present(note, confirmed: np.ndarray, min_s: float) -> bool:

@@ -80,6 +80,20 @@ class OnsetsFramesTranscriber:
         return transcribe_array(self.model(), samples, chunk_seconds=self.options.chunk_seconds,
                                 overlap_seconds=self.options.overlap_seconds, batch_chunks=self.options.batch_chunks)
 
+    def transcribe_candidates(self, audio: Path, out_midi: Path):
+        """The transcription written to ``out_midi``; returned: its notes and those down to onset posterior 0.05,
+        with each one's peak onset posterior (:class:`maestro_cli.protocols.CandidateTranscriber`)."""
+        from maestro_cli.audio.io import load_audio
+        from maestro_cli.models.onsets_frames import SAMPLE_RATE, decode_candidates, decode_notes, posteriors_array
+        from maestro_cli.symbolic.midi import write_midi
+
+        model = self.model().eval()
+        post = posteriors_array(model, load_audio(audio, SAMPLE_RATE, mono=True),
+                                chunk_seconds=self.options.chunk_seconds, overlap_seconds=self.options.overlap_seconds,
+                                batch_chunks=self.options.batch_chunks)
+        write_midi(decode_notes(post["onset"], post["frame"], post["velocity"], model.config), out_midi)
+        return decode_candidates(post["onset"], post["frame"], post["velocity"], model.config)
+
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
         from maestro_cli.outputs import atomic_output
         from maestro_cli.symbolic.midi import write_midi

@@ -109,7 +109,11 @@ def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path |
     aligning = create_backend("aligner", aligner, [])
     with tempfile.TemporaryDirectory() as folder:
         blind = Path(folder) / "transcription.mid"
-        transcribing.transcribe(audio, blind)
+        if hasattr(transcribing, "transcribe_candidates"):  # protocols.CandidateTranscriber: the notes it weighed
+            candidates = transcribing.transcribe_candidates(audio, blind)
+        else:
+            candidates = None
+            transcribing.transcribe(audio, blind)
         played, controls = read_performance(blind), read_controls(blind)
         alignment = aligning.align(blind, score, kind="midi")
         notes = informed.note_alignment(alignment, played)
@@ -122,13 +126,14 @@ def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path |
                 tmp.write_bytes(blind.read_bytes())
             return
     result = informed.informed(notes, np.asarray(alignment.score_times, float),
-                               np.asarray(alignment.performance_times, float))
+                               np.asarray(alignment.performance_times, float), candidates)
     with atomic_output(target) as tmp:
         write_midi(result.notes, tmp, controls)
     if report is not None:
         with atomic_output(report) as tmp:
             tmp.write_text(informed.format_report(result, report), encoding="utf-8")
     counts = result.counts
-    console.print(f"{audio.name}: {counts['confirmed']} of {counts['score_notes']} score notes confirmed, "
+    console.print(f"{audio.name}: {counts['confirmed'] + counts['recovered']} of {counts['score_notes']} score notes "
+                  f"confirmed ({counts['recovered']} found among the transcriber's candidates), "
                   f"{counts['missed']} missed, {counts['extra']} extra, {counts['wrong_pitch']} wrong pitch "
                   f"(confidence {confidence:.2f})", markup=False, highlight=False, soft_wrap=True)

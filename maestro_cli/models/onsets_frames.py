@@ -272,6 +272,29 @@ def decode_notes(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, con
     return sort_notes(from_rows(rows))
 
 
+def decode_candidates(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, config: OnsetsFramesConfig,
+                      floor: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """The notes :func:`decode_notes` finds, those it finds with ``onset_threshold=floor`` besides (starting more
+    than two frames from a decided note of their key), and each one's peak onset posterior (over the frames from
+    its onset on where the posterior stays above ``floor``)."""
+    import dataclasses
+
+    decided = decode_notes(onset, frame, velocity, config)
+    loose = decode_notes(onset, frame, velocity, dataclasses.replace(config, onset_threshold=floor))
+    new = [not np.any((decided["pitch"] == note["pitch"])
+                      & (np.abs(decided["start_s"] - note["start_s"]) <= 2.5 / config.frame_rate)) for note in loose]
+    notes = sort_notes(np.concatenate([decided, loose[np.asarray(new, bool)]]))
+    above = onset > floor
+    confidence = np.empty(len(notes))
+    for i, (t, key) in enumerate(zip(np.rint(notes["start_s"] * config.frame_rate).astype(int),
+                                     notes["pitch"].astype(int) - MIN_MIDI)):
+        end = t + 1
+        while end < len(onset) and above[end, key]:
+            end += 1
+        confidence[i] = onset[t:end, key].max()
+    return notes, confidence
+
+
 # ---------------------------------------------------------------------------------------------------- inference
 
 @dataclass

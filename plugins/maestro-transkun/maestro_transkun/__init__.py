@@ -155,19 +155,35 @@ class TranskunTranscriber:
             self._model = load_model(checkpoint, conf, self.options.device)
         return self._model
 
-    def events(self, audio) -> tuple:
+    def events(self, audio, candidates: list | None = None) -> tuple:
         """Notes (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`) and pedal spans ``(start_s, end_s, controller)`` of
-        mono 44.1 kHz ``audio``."""
+        mono 44.1 kHz ``audio``; with a ``candidates`` list, each window's :func:`window_candidates` are appended to
+        it, placed in the recording."""
         import torch
 
         from maestro_cli.symbolic.notes import make_notes
 
         model = self.model()
         x = torch.from_numpy(audio).unsqueeze(-1).to(self.options.device)
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            found = model.transcribe(x, stepInSecond=self.options.hop_seconds,
-                                     segmentSizeInSecond=self.options.segment_seconds)
+        hop, segment = self.options.hop_seconds, self.options.segment_seconds
+        if candidates is not None:  # see each window's semi-CRF as transkun's own decoding runs
+            process, step = model.processFramesBatch, math.ceil(hop * model.fs / model.hopSize) * model.hopSize
+
+            def process_and_search(frames):
+                crf, ctx = process(frames)
+                begin = len(candidates) * step / model.fs - (segment - hop)
+                found = window_candidates(model, crf, ctx)
+                inside = (found[:, 1] >= (segment - hop) / 2) & (found[:, 1] < (segment + hop) / 2)  # tiles the audio
+                candidates.append(found[inside] + [0.0, begin, begin, 0.0, 0.0])
+                return crf, ctx
+
+            model.processFramesBatch = process_and_search
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found = model.transcribe(x, stepInSecond=hop, segmentSizeInSecond=segment)
+        finally:
+            model.__dict__.pop("processFramesBatch", None)
         keys = [e for e in found if e.pitch > 0]
         notes = make_notes([e.pitch for e in keys], [e.start for e in keys], [e.end for e in keys],
                            [e.velocity for e in keys])
@@ -175,16 +191,92 @@ class TranskunTranscriber:
         return notes, pedals
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
+        self._transcribe(audio, out_midi, notes_csv)
+
+    def transcribe_candidates(self, audio: Path, out_midi: Path):
+        """The transcription written to ``out_midi``; returned: the key onsets the semi-CRF gives a probability of
+        at least :data:`CANDIDATE_FLOOR`, with that probability (:class:`maestro_cli.protocols.CandidateTranscriber`),
+        and the transcription's notes among them.
+        """
+        import numpy as np
+
+        from maestro_cli.symbolic.notes import make_notes
+
+        windows: list = []
+        decided = self._transcribe(audio, out_midi, None, windows)
+        rows = np.concatenate(windows) if windows else np.zeros((0, 5))
+        rows = rows[rows[:, 2] > np.maximum(rows[:, 1], 0.0)]
+        found = make_notes(rows[:, 0], np.maximum(rows[:, 1], 0.0), rows[:, 2], rows[:, 3])
+        missing = [not np.any((found["pitch"] == note["pitch"]) & (np.abs(found["start_s"] - note["start_s"]) <= 0.05))
+                   for note in decided]  # rare (a window's edge): a decided note gets the floor
+        notes = np.concatenate([found, decided[np.asarray(missing, bool)]])
+        confidence = np.concatenate([rows[:, 4], np.full(int(np.sum(missing)), CANDIDATE_FLOOR)])
+        order = np.lexsort((notes["pitch"], notes["start_s"]))
+        return notes[order], confidence[order]
+
+    def _transcribe(self, audio: Path, out_midi: Path, notes_csv: Path | None, candidates: list | None = None):
+        """Write the transcription (and its note table); return its notes."""
         from maestro_cli.audio.io import load_audio
         from maestro_cli.symbolic.midi import write_midi
         from maestro_cli.symbolic.notes import write_notes_csv
 
         self.model()  # a bad checkpoint fails before the audio is decoded
-        notes, pedals = self.events(load_audio(audio, SAMPLE_RATE))
+        notes, pedals = self.events(load_audio(audio, SAMPLE_RATE), candidates)
         controls = [row for start, end, number in pedals for row in ((start, number, 127), (end, number, 0))]
         write_midi(notes, out_midi, controls=controls if self.options.pedals else None)
         if notes_csv is not None:
             write_notes_csv(notes, notes_csv)
+        return notes
+
+
+#: Key onsets less probable than this (the semi-CRF's marginal, summed over 3 frames) are no candidates.
+CANDIDATE_FLOOR = 0.05
+
+
+def window_candidates(model, crf, ctx, floor: float = CANDIDATE_FLOOR, pitches_at_once: int = 22):
+    """Candidate notes of one window from its semi-CRF: rows ``(pitch, start_s, end_s, velocity, probability)``,
+    times from the window's start.
+
+    The forward-backward marginals of the CRF give each interval's probability; a key's onset probability near a
+    frame is the sum over the intervals beginning within one frame of it. Each local maximum of that sum above
+    ``floor`` is a candidate, ending at the median end of the intervals beginning at its most probable onset frame,
+    with transkun's own onset/offset refinement and velocity for that interval.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from transkun.CRF.NeuralSemiCRFInterval import forward_backward
+
+    score, noise = crf.score, crf.noiseScore  # [end, begin, key], [frame, key]
+    n_keys = score.shape[-1]
+    onset, best_end = [], []
+    for lo in range(0, n_keys, pitches_at_once):  # bounded memory: T x T x pitches_at_once marginals at a time
+        _, marginal, _ = forward_backward(score[..., lo:lo + pitches_at_once].contiguous(),
+                                          noise[:, lo:lo + pitches_at_once].contiguous())
+        onset.append(marginal.sum(0))
+        best_end.append((marginal.cumsum(0) >= 0.5 * marginal.sum(0)).to(torch.uint8).argmax(0))  # median end
+    onset, best_end = torch.cat(onset, 1), torch.cat(best_end, 1)  # [begin, key]
+    near = F.avg_pool1d(onset.T.unsqueeze(1), 3, 1, 1, count_include_pad=True).squeeze(1).T * 3
+    peak = (near >= floor) & (near >= F.max_pool1d(near.T.unsqueeze(1), 5, 1, 2).squeeze(1).T)
+    frames, keys = (index.tolist() for index in torch.nonzero(peak, as_tuple=True))
+    found = sorted((k, max(range(max(t - 1, 0), min(t + 2, len(onset))), key=lambda b, k=k: float(onset[b, k])),
+                    min(float(near[t, k]), 1.0)) for t, k in zip(frames, keys) if model.targetMIDIPitch[k] > 0)
+    if not found:
+        return np.zeros((0, 5))
+    intervals = [[] for _ in range(n_keys)]
+    for k, b, _ in found:
+        intervals[k].append((b, max(int(best_end[b, k]), b)))
+    ctx_a, ctx_b, _, _ = model.fetchIntervalFeaturesBatch(ctx, [intervals])
+    features = torch.cat([ctx_a, ctx_b, ctx_a * ctx_b], dim=-1)
+    velocity = torch.argmax(model.velocityPredictor(features), dim=-1).tolist()
+    shift, _ = model.refinedOFPredictor(features).chunk(2, dim=-1)
+    shift = torch.clamp((torch.distributions.ContinuousBernoulli(logits=shift).mean - 0.5) / 0.99, -0.5, 0.5).tolist()
+    frame_s = model.hopSize / model.fs
+    rows = []
+    for n, ((k, b, probability), (_, e)) in enumerate(zip(found, (span for spans in intervals for span in spans))):
+        start, end = (b + shift[n][0]) * frame_s, (e + shift[n][1]) * frame_s
+        rows.append((model.targetMIDIPitch[k], start, max(end, start + frame_s), velocity[n], probability))
+    return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
 @hookimpl
