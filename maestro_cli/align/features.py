@@ -188,6 +188,22 @@ def _active_range(energy: np.ndarray) -> tuple[int, int]:
 # -------------------------------------------------------------------------------------------- symbolic side
 
 
+def render_score(score, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A :class:`maestro_cli.symbolic.scores.Score` rendered with the built-in soundfont synth (a MIDI score as
+    the file is, pedal included; other formats through a MIDI file at the score's tempo)."""
+    import tempfile
+
+    from maestro_cli.audio.synth import render_midi_to_array
+    from maestro_cli.symbolic.scores import write_midi
+
+    if score.format == "midi":
+        return render_midi_to_array(score.path, sample_rate=sample_rate)
+    with tempfile.TemporaryDirectory() as folder:
+        midi = Path(folder) / "score.mid"
+        write_midi(score, midi)
+        return render_midi_to_array(midi, sample_rate=sample_rate)
+
+
 def read_notes(path: Path | str) -> np.ndarray:
     """Notes of a MIDI file (sustain pedal applied) sorted by onset then pitch; a clear error when there are none."""
     from maestro_cli.symbolic.midi import read_midi_notes

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from maestro_cli.align.note_matching import ORDER_BAND
 from maestro_cli.hookspecs import hookimpl
 
 
@@ -16,6 +17,8 @@ class DTWOptions:
     alpha: float = 0.5  # weight of the chroma cost against the onset cost at full resolution
     open_ends: bool = True  # let the path skip leading/trailing noise or applause in the performance
     match_window: float = 0.35  # MIDI performances: first note-matching window around the DTW map, seconds
+    order_band: float = ORDER_BAND  # MIDI performances: score and played chords aligned in order within this many
+    # seconds of the DTW map before the windows (0: off; see align.note_matching.chord_chain)
     score_features: Literal["rendered", "symbolic"] = "rendered"  # audio performances: audio features of the
     # score rendered with the built-in soundfont synth, or features computed directly from the notes
 
@@ -64,7 +67,7 @@ class DTWAligner:
         performance_features, played = performance_side
         score_notes = performance_notes(score.notes)
         if kind == "audio" and self.options.score_features == "rendered":
-            score_features = sync_features.audio_features(_render(score), score.path)
+            score_features = sync_features.audio_features(sync_features.render_score(score), score.path)
         else:
             score_features = sync_features.note_features(score_notes)
         result = dtw.align_features(score_features, performance_features, alpha=self.options.alpha,
@@ -78,27 +81,12 @@ class DTWAligner:
         if kind == "midi":
             window = self.options.match_window
             score_times, perf_times, matching = note_matching.refine(
-                score.notes, played, score_times, perf_times, windows=(window, window / 3))
+                score.notes, played, score_times, perf_times, windows=(window, window / 3),
+                band=self.options.order_band)
             notes = NoteAlignment(score, played, matching.score_index, matching.performance_index)
             info.update(chroma_confidence=info["confidence"],
                         confidence=round(matching.f_measure(len(score.notes), len(played)), 4), **notes.counts())
         return Alignment(score_times, perf_times, info, score=score, notes=notes)
-
-
-def _render(score):
-    """The score rendered with the built-in soundfont synth (a MIDI score as it is, others through MIDI)."""
-    import tempfile
-
-    from maestro_cli.align import features as sync_features
-    from maestro_cli.audio.synth import render_midi_to_array
-    from maestro_cli.symbolic.scores import write_midi
-
-    if score.format == "midi":
-        return render_midi_to_array(score.path, sample_rate=sync_features.SAMPLE_RATE)
-    with tempfile.TemporaryDirectory() as folder:
-        midi = Path(folder) / "score.mid"
-        write_midi(score, midi)
-        return render_midi_to_array(midi, sample_rate=sync_features.SAMPLE_RATE)
 
 
 @hookimpl

@@ -117,8 +117,12 @@ def _load_part(path: Path, fmt: str):
             if not parts:
                 raise ValueError("no parts")
             part = parts[0] if len(parts) == 1 else pt.score.merge_parts(parts)
+            seen: set[str] = set()
             for number, note in enumerate(part.notes):  # ids the file does not give: n<k> in reading order
                 note.id = note.id or f"n{number}"
+                if note.id in seen:  # partitura's kern reader gives the notes of a chord one id
+                    note.id = f"{note.id}-n{number}"
+                seen.add(note.id)
             return part
     except MaestroError:
         raise

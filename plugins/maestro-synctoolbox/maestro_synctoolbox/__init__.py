@@ -7,6 +7,8 @@ the same audio features of the score rendered with the built-in soundfont synth 
 score_features=rendered``; the audio onset detector's -25 ms offset then cancels out), or synctoolbox's
 symbolic features from the notes (``df_to_pitch_features`` / ``df_to_pitch_onset_features``,
 ``-o score_features=symbolic``). A MIDI performance goes through the symbolic features on both sides.
+The score is read by maestro (``maestro_cli.symbolic.scores``: MusicXML, .mxl, MEI, kern or MIDI); a score
+with repeats is aligned as written and unfolded, and the more confident alignment kept.
 numba's compiled code is cached in
 ``$NUMBA_CACHE_DIR`` (default ``~/.cache/maestro/numba``): the first run compiles for about 20 s.
 """
@@ -35,7 +37,8 @@ class SynctoolboxOptions:
 
 
 class SynctoolboxAligner:
-    """Aligns audio or MIDI performances to a score MIDI with synctoolbox's MrMsDTW."""
+    """Aligns audio or MIDI performances to a score (MusicXML, .mxl, MEI, kern or MIDI) with synctoolbox's
+    MrMsDTW."""
 
     name = "synctoolbox"
 
@@ -43,34 +46,49 @@ class SynctoolboxAligner:
         self.options = options or SynctoolboxOptions()
 
     def align(self, performance: Path, score: Path, *, kind: str):
-        import numpy as np
-
+        """Align to each version of the score (as written, unfolded) and keep the most confident."""
         from maestro_cli.align import dtw
         from maestro_cli.align import features as sync_features
-        from maestro_cli.protocols import Alignment
+        from maestro_cli.symbolic.scores import score_variants
 
+        variants = score_variants(score)  # also rejects a file that is not a score, or holds no notes
         dtw.numba_cache_dir()
+        with contextlib.redirect_stdout(sys.stderr):  # synctoolbox prints progress dots; stdout is for results
+            if kind == "audio":
+                from maestro_cli.audio.io import load_audio
+
+                perf_features = _audio_features(load_audio(performance, SAMPLE_RATE))
+            else:
+                perf_features = _note_features(sync_features.read_notes(performance))
+        played = None
+        if kind == "midi":
+            from maestro_cli.align.notes import read_performance
+
+            played = read_performance(performance)
+        results = [self._align(perf_features, variant, kind, played) for variant in variants]
+        best = max(results, key=lambda result: result.info["confidence"])
+        if len(results) > 1:
+            best.info["score_variant_confidence"] = {r.score.variant: r.info["confidence"] for r in results}
+        return best
+
+    def _align(self, perf_features, score, kind: str, played):
+        import numpy as np
         from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw
         from synctoolbox.dtw.utils import compute_optimal_chroma_shift, make_path_strictly_monotonic
         from synctoolbox.feature.chroma import quantized_chroma_to_CENS
         from synctoolbox.feature.utils import shift_chroma_vectors
 
-        score_notes = sync_features.read_notes(score)
-        if kind == "audio":
-            from maestro_cli.audio.io import load_audio
+        from maestro_cli.align import dtw
+        from maestro_cli.align import features as sync_features
+        from maestro_cli.protocols import Alignment
+        from maestro_cli.symbolic.scores import performance_notes
 
-            audio = load_audio(performance, SAMPLE_RATE)
-        else:
-            performance_notes = sync_features.read_notes(performance)
-        with contextlib.redirect_stdout(sys.stderr):  # synctoolbox prints progress dots; stdout is for results
+        perf_chroma, perf_dlnco = perf_features
+        with contextlib.redirect_stdout(sys.stderr):
             if self.options.score_features == "rendered" and kind == "audio":
-                from maestro_cli.audio.synth import render_midi_to_array
-
-                score_chroma, score_dlnco = _audio_features(render_midi_to_array(score, sample_rate=SAMPLE_RATE))
+                score_chroma, score_dlnco = _audio_features(sync_features.render_score(score, SAMPLE_RATE))
             else:
-                score_chroma, score_dlnco = _note_features(score_notes)
-            perf_chroma, perf_dlnco = (_audio_features(audio) if kind == "audio"
-                                       else _note_features(performance_notes))
+                score_chroma, score_dlnco = _note_features(performance_notes(score.notes))
         cens_perf = quantized_chroma_to_CENS(perf_chroma, 201, 50, FEATURE_RATE)[0]
         cens_score = quantized_chroma_to_CENS(score_chroma, 201, 50, FEATURE_RATE)[0]
         shift = compute_optimal_chroma_shift(cens_perf, cens_score)
@@ -88,8 +106,20 @@ class SynctoolboxAligner:
         cost = float(np.mean(1.0 - np.einsum("ij,ij->i", score_f.chroma[path[1]], perf_f.chroma[path[0]])))
         result = dtw.DTWResult(path[1], path[0], cost)
         info = {"backend": self.name, "kind": kind, "feature_rate": FEATURE_RATE, "chroma_shift": int(shift),
-                "confidence": round(dtw.confidence(score_f, perf_f, result), 4), "cost": round(cost, 4)}
-        return Alignment(path[1] / FEATURE_RATE, path[0] / FEATURE_RATE, info)
+                "confidence": round(dtw.confidence(score_f, perf_f, result), 4), "cost": round(cost, 4),
+                "score_format": score.format, "score_variant": score.variant}
+        score_times, perf_times = path[1] / FEATURE_RATE, path[0] / FEATURE_RATE
+        notes = None
+        if played is not None:  # note pairs matched around the map; their F-measure tells the score variants apart
+            from maestro_cli.align import note_matching
+            from maestro_cli.align.notes import NoteAlignment
+
+            _, _, matching = note_matching.refine(score.notes, played, score_times, perf_times,
+                                                  band=note_matching.ORDER_BAND)
+            notes = NoteAlignment(score, played, matching.score_index, matching.performance_index)
+            info.update(chroma_confidence=info["confidence"],
+                        confidence=round(matching.f_measure(len(score.notes), len(played)), 4), **notes.counts())
+        return Alignment(score_times, perf_times, info, score=score, notes=notes)
 
 
 def _audio_features(audio):
