@@ -5,8 +5,7 @@
    and F-measure of matched pairs, deletions and insertions (pooled over performances, and the mean per piece).
 2. ASAP sample: every performance MIDI aligned to the MusicXML score and to the MIDI score with ``dtw``; % of
    annotated beats within 50 ms. The annotations are in MIDI-score seconds: for the MusicXML route they are
-   carried to the MusicXML score's seconds through quarter positions (the MIDI score's tempo map, the offset
-   that makes most notes of both coincide, the MusicXML score's tempo marks).
+   carried to the MusicXML score's seconds along a DTW between the two scores' onset sequences (pitch sets).
 
 Prints tables on stderr and one JSON line on stdout.
 """
