@@ -69,22 +69,20 @@ class Informed:
 
 def note_alignment(alignment, played: np.ndarray):
     """The alignment's note pairs, or, for a time-map aligner, ``played`` matched to the score through its map."""
-    from maestro_cli.align.note_matching import refine
-    from maestro_cli.align.notes import NoteAlignment
+    from maestro_cli.align.notes import match_performance
 
     if alignment.notes is not None:
         return alignment.notes
     score = alignment.score
     if score is None:
         raise MaestroError("the aligner returned neither the score it aligned nor note pairs", None)
-    _, _, matching = refine(score.notes, played, np.asarray(alignment.score_times, float),
-                            np.asarray(alignment.performance_times, float))
-    return NoteAlignment(score, played, matching.score_index, matching.performance_index)
+    return match_performance(score, played, np.asarray(alignment.score_times, float),
+                             np.asarray(alignment.performance_times, float))[2]
 
 
 def confidence(notes) -> float:
     """Note-matching F-measure: how much of the score and of the transcription pair up."""
-    return 2.0 * len(notes.score_index) / max(1, len(notes.score.notes) + len(notes.performance))
+    return notes.f_measure()
 
 
 def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidates: tuple | None = None,

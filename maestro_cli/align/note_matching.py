@@ -33,9 +33,6 @@ class Matching:
     def matches(self) -> int:
         return len(self.score_index)
 
-    def f_measure(self, n_score: int, n_performance: int) -> float:
-        return 2.0 * self.matches / max(1, n_score + n_performance)
-
 
 def match_notes(score_notes: np.ndarray, performance_notes: np.ndarray, map_score: np.ndarray,
                 map_performance: np.ndarray, window: float) -> Matching:

@@ -39,6 +39,10 @@ class NoteAlignment:
                 "deleted_notes": int(len(self.score.notes) - len(self.score_index)),
                 "inserted_notes": int(len(self.performance) - len(self.performance_index))}
 
+    def f_measure(self) -> float:
+        """How much of the score and of the performance pair up (2 x pairs / all notes)."""
+        return 2.0 * len(self.score_index) / max(1, len(self.score.notes) + len(self.performance))
+
     def rows(self) -> list[tuple]:
         """CSV rows: every score note once (in score order), then the insertions (in performance order)."""
         played = dict(zip(self.score_index.tolist(), self.performance_index.tolist()))
@@ -65,6 +69,16 @@ class NoteAlignment:
         out += [{"label": "insertion", "performance_id": f"n{p}"}
                 for p in np.setdiff1d(np.arange(len(self.performance)), self.performance_index)]
         return out
+
+
+def match_performance(score, played: np.ndarray, map_score: np.ndarray, map_performance: np.ndarray,
+                      **options) -> tuple[np.ndarray, np.ndarray, NoteAlignment]:
+    """``played`` paired with ``score``'s notes around a time map (:func:`note_matching.refine` with ``options``):
+    the refined map and the note pairs."""
+    from maestro_cli.align.note_matching import refine
+
+    map_score, map_performance, matching = refine(score.notes, played, map_score, map_performance, **options)
+    return map_score, map_performance, NoteAlignment(score, played, matching.score_index, matching.performance_index)
 
 
 def read_performance(path: Path | str) -> np.ndarray:

@@ -58,9 +58,9 @@ class DTWAligner:
         return features, read_performance(performance)
 
     def _align(self, performance_side, score, kind: str):
-        from maestro_cli.align import dtw, note_matching
+        from maestro_cli.align import dtw
         from maestro_cli.align import features as sync_features
-        from maestro_cli.align.notes import NoteAlignment
+        from maestro_cli.align.notes import match_performance
         from maestro_cli.protocols import Alignment
         from maestro_cli.symbolic.scores import performance_notes
 
@@ -80,12 +80,11 @@ class DTWAligner:
         notes = None
         if kind == "midi":
             window = self.options.match_window
-            score_times, perf_times, matching = note_matching.refine(
-                score.notes, played, score_times, perf_times, windows=(window, window / 3),
-                band=self.options.order_band)
-            notes = NoteAlignment(score, played, matching.score_index, matching.performance_index)
-            info.update(chroma_confidence=info["confidence"],
-                        confidence=round(matching.f_measure(len(score.notes), len(played)), 4), **notes.counts())
+            score_times, perf_times, notes = match_performance(score, played, score_times, perf_times,
+                                                               windows=(window, window / 3),
+                                                               band=self.options.order_band)
+            info.update(chroma_confidence=info["confidence"], confidence=round(notes.f_measure(), 4),
+                        **notes.counts())
         return Alignment(score_times, perf_times, info, score=score, notes=notes)
 
 

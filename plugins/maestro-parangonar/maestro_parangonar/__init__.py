@@ -95,7 +95,7 @@ class ParangonarAligner:
             raise MaestroError("parangonar matched fewer than two score onsets: no alignment", score.path)
         alignment = NoteAlignment(score, played, score_index, perf_index)
         info = {"backend": self.name, "kind": "midi", "score_format": score.format, "score_variant": score.variant,
-                "confidence": round(matching.f_measure(len(notes), len(played)), 4), **alignment.counts()}
+                "confidence": round(alignment.f_measure(), 4), **alignment.counts()}
         return Alignment(map_score, map_perf, info, score=score, notes=alignment)
 
 

@@ -111,14 +111,12 @@ class SynctoolboxAligner:
         score_times, perf_times = path[1] / FEATURE_RATE, path[0] / FEATURE_RATE
         notes = None
         if played is not None:  # note pairs matched around the map; their F-measure tells the score variants apart
-            from maestro_cli.align import note_matching
-            from maestro_cli.align.notes import NoteAlignment
+            from maestro_cli.align.note_matching import ORDER_BAND
+            from maestro_cli.align.notes import match_performance
 
-            _, _, matching = note_matching.refine(score.notes, played, score_times, perf_times,
-                                                  band=note_matching.ORDER_BAND)
-            notes = NoteAlignment(score, played, matching.score_index, matching.performance_index)
-            info.update(chroma_confidence=info["confidence"],
-                        confidence=round(matching.f_measure(len(score.notes), len(played)), 4), **notes.counts())
+            _, _, notes = match_performance(score, played, score_times, perf_times, band=ORDER_BAND)
+            info.update(chroma_confidence=info["confidence"], confidence=round(notes.f_measure(), 4),
+                        **notes.counts())
         return Alignment(score_times, perf_times, info, score=score, notes=notes)
 
 
