@@ -325,6 +325,21 @@ def test_kern_and_mei_scores_align_every_note(name, fmt, count, bar2_s, tmp_path
     assert sorted(row[0] for row in rows) == sorted(notes["id"]) and {row[-1] for row in rows} == {"match"}
 
 
+def test_a_score_is_parsed_once_per_version(tmp_path):
+    """A batch aligns many performances to one score: it is parsed once, each reader gets its own notes, and an
+    edited file is read again."""
+    source = tmp_path / "score.krn"
+    source.write_bytes((DATA / "tiny.krn").read_bytes())
+    first = scores.read_score(source)
+    first.notes["pitch"] = 0
+    again = scores.read_score(source)
+    assert again.part is first.part and len(again.notes) == 16 and again.notes["pitch"].min() > 0
+    source.write_text(source.read_text().replace("4GG\t4g", "4GG\t4aa"))
+    edited = scores.read_score(source)
+    assert edited.part is not first.part
+    assert 81 in edited.notes["pitch"] and 81 not in again.notes["pitch"]
+
+
 def _score_notes(rows) -> np.ndarray:
     """SCORE_DTYPE notes from (pitch, start_s, grace) rows, in the order scores are sorted."""
     notes = np.zeros(len(rows), scores.SCORE_DTYPE)

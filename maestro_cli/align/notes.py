@@ -113,7 +113,9 @@ def match_text(alignment: NoteAlignment, performance_path: Path) -> str:
     """The alignment as a match file (partitura's writer, match format 1.0.0)."""
     import tempfile
 
-    import partitura as pt
+    from maestro_cli.symbolic.scores import import_partitura
+
+    pt = import_partitura()
 
     score = alignment.score
     part = score.part if score.part is not None else _part_from_notes(score.notes)
@@ -135,7 +137,9 @@ def match_text(alignment: NoteAlignment, performance_path: Path) -> str:
 
 def _part_from_notes(notes: np.ndarray):
     """A partitura Part for a MIDI score (onsets and durations in quarters, the notes' ids)."""
-    from partitura.musicanalysis import note_array_to_score
+    from maestro_cli.symbolic.scores import import_partitura
+
+    note_array_to_score = import_partitura().musicanalysis.note_array_to_score
 
     array = np.zeros(len(notes), [("onset_beat", "f8"), ("duration_beat", "f8"), ("pitch", "i4"), ("id", "U64")])
     array["onset_beat"], array["pitch"], array["id"] = notes["onset_quarters"], notes["pitch"], notes["id"]
@@ -195,7 +199,9 @@ def _read_csv(text: str, path: Path) -> Reference:
 
 
 def _read_match(path: Path) -> Reference:
-    import partitura as pt
+    from maestro_cli.symbolic.scores import import_partitura
+
+    pt = import_partitura()
 
     try:
         with warnings.catch_warnings():

@@ -10,9 +10,11 @@ score as written and, when it has repeats (voltas, da capo), unfolded the way pa
 
 from __future__ import annotations
 
+import sys
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +70,41 @@ def detect_format(path: Path | str) -> str:
 
 def read_score(path: Path | str, unfold: bool = False) -> Score:
     """The score's notes; with ``unfold``, repeats played out (the same notes if there are none)."""
-    return _variants(Path(path), with_unfolded=unfold)[-1]
+    return _fresh(Path(path), with_unfolded=unfold)[-1]
 
 
 def score_variants(path: Path | str) -> list[Score]:
     """The score as written and, if repeats make the unfolded score differ, the unfolded score."""
-    return _variants(Path(path), with_unfolded=True)
+    return _fresh(Path(path), with_unfolded=True)
+
+
+def import_partitura():
+    """partitura, imported without its optional miditok tokenizers (whose import loads torch: about half of
+    partitura's import time, for a feature this package never uses)."""
+    if "partitura" not in sys.modules and "miditok" not in sys.modules:
+        sys.modules["miditok"] = None  # makes partitura's ``try: import miditok`` fail fast
+        try:
+            import partitura
+        finally:
+            del sys.modules["miditok"]
+    import partitura
+
+    return partitura
+
+
+def _fresh(path: Path, with_unfolded: bool) -> list[Score]:
+    """The variants, parsed once per file version (a batch aligns many performances to one score); the caller
+    gets its own copy of the notes."""
+    if not path.is_file():
+        return _variants(path, with_unfolded)  # the reader's error
+    stat = path.stat()
+    variants = _cached_variants(path.resolve(), stat.st_mtime_ns, stat.st_size, with_unfolded)
+    return [replace(score, path=path, notes=score.notes.copy()) for score in variants]
+
+
+@lru_cache(maxsize=4)
+def _cached_variants(path: Path, mtime_ns: int, size: int, with_unfolded: bool) -> list[Score]:
+    return _variants(path, with_unfolded)
 
 
 def _variants(path: Path, with_unfolded: bool) -> list[Score]:
@@ -84,7 +115,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
     plain = Score(_checked(_part_notes(part), path), path, fmt, "plain", part)
     if not with_unfolded:
         return [plain]
-    import partitura as pt
+    pt = import_partitura()
 
     try:
         with warnings.catch_warnings():
@@ -106,7 +137,7 @@ def _checked(notes: np.ndarray, path: Path) -> np.ndarray:
 
 def _load_part(path: Path, fmt: str):
     """One partitura Part with all parts of the score merged (voices renumbered)."""
-    import partitura as pt
+    pt = import_partitura()
 
     loaders = {"musicxml": pt.load_musicxml, "mxl": pt.load_musicxml, "mei": pt.load_mei, "kern": pt.load_kern}
     try:
@@ -133,7 +164,7 @@ def _load_part(path: Path, fmt: str):
 
 def _part_notes(part) -> np.ndarray:
     """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks."""
-    import partitura as pt
+    pt = import_partitura()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
