@@ -1,8 +1,10 @@
 """Score-informed transcription benchmark: note F1 (onset, +offset, +velocity) of ``transcribe --score`` against
 blind transcription with the same backend, and the deviation report against known score perturbations.
 
-Data: the 4 real MAPS ENSTDk Disklavier recordings, the first ``--seconds`` (default 30) of each. Ground truth: the
-A-MAPS MIDI of the same performance, sustain pedal applied, notes starting in the excerpt. Scores: the A-MAPS notes
+Data: the 4 real MAPS ENSTDk Disklavier recordings, the first ``--seconds`` (default 30) of each, or with
+``--seconds 0`` the whole recordings (29.3, 39.9, 85.4 and 68.9 s); ``--after 30`` then scores only the notes and
+deviations from 30 s on (the part of the recordings the thresholds were not chosen on). Ground truth: the A-MAPS MIDI
+of the same performance, sustain pedal applied, notes starting in the excerpt. Scores: the A-MAPS notes
 re-timed to one constant tempo through the beat annotations (each note's position in beats, interpolated between
 the annotated beats, times the mean beat length; performance timing and dynamics gone, velocity 64, the annotated
 time signatures kept), written as MIDI. Perturbed copies (seeded): ``--perturb`` (5 %) of the notes deleted (the
@@ -15,7 +17,7 @@ played-side findings, recall over the perturbations.
 A score of another piece: each transcription aligned to the next excerpt's score gives the confidence of a
 mismatch. Cost: CPU seconds of the transcription per second of audio, and of the alignment + combination.
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend transkun] [-o threads=1]
-[--seconds 30] [--cache DIR] [--no-candidates]``: transcribers with candidates
+[--seconds 30|0] [--after S] [--cache DIR] [--no-candidates]``: transcribers with candidates
 (:class:`maestro_cli.protocols.CandidateTranscriber`) hand them to the combination unless ``--no-candidates``;
 ``--cache`` keeps each transcription (and its candidates) and reuses it. Prints a table (stderr) and one JSON line
 (stdout).
@@ -100,7 +102,7 @@ def write_score(positions: np.ndarray, pitches: np.ndarray, signatures: list, sp
 
 def perturbed(notes: np.ndarray, positions: np.ndarray, fraction: float, seed: int):
     """Score positions and pitches with ``fraction`` of the notes deleted and as many wrong ones added; the
-    deleted played notes and the added ``(beat, pitch)`` pairs."""
+    deleted played notes and the added ``(beat, pitch, time in the recording)``."""
     rng = np.random.default_rng(seed)
     n = max(1, int(round(fraction * len(notes))))
     deleted = np.sort(rng.choice(len(notes), n, replace=False))
@@ -113,20 +115,23 @@ def perturbed(notes: np.ndarray, positions: np.ndarray, fraction: float, seed: i
         for step in rng.permutation([-7, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 7]):
             pitch = int(notes["pitch"][k]) + int(step)
             if 21 <= pitch <= 108 and pitch not in notes["pitch"][near] and (
-                    positions[k, 0], pitch) not in [(b, p) for b, p, _ in added]:
-                added.append((positions[k, 0], pitch, positions[k, 1]))
+                    positions[k, 0], pitch) not in [(b, p) for b, p, _, _ in added]:
+                added.append((positions[k, 0], pitch, positions[k, 1], notes["start_s"][k]))
                 break
-    new_positions = np.concatenate([positions[keep], [[b, e] for b, _, e in added]])
-    new_pitches = np.concatenate([notes["pitch"][keep], [p for _, p, _ in added]]).astype(np.int64)
-    return new_positions, new_pitches, notes[deleted], [(b, p) for b, p, _ in added]
+    new_positions = np.concatenate([positions[keep], [[b, e] for b, _, e, _ in added]])
+    new_pitches = np.concatenate([notes["pitch"][keep], [p for _, p, _, _ in added]]).astype(np.int64)
+    return new_positions, new_pitches, notes[deleted], [(b, p, t) for b, p, _, t in added]
 
 
-def report_scores(result, score_notes: np.ndarray, deleted: np.ndarray, added: list) -> dict:
-    """Precision/recall/F1 of the deviations against the perturbations."""
+def report_scores(result, score_notes: np.ndarray, deleted: np.ndarray, added: list, after: float = 0.0) -> dict:
+    """Precision/recall/F1 of the deviations against the perturbations (those played from ``after`` s on, and the
+    deviations reported there)."""
     added_ids = {str(i) for i, q, p in zip(score_notes["id"], score_notes["onset_quarters"], score_notes["pitch"])
-                 if any(abs(q - b) < 1e-3 and p == ap for b, ap in added)}
-    score_side = [row["score_id"] for row in result.deviations if row["kind"] in ("missed", "wrong_pitch")]
-    played_side = [(row["played_pitch"] or row["pitch"], row["time_s"]) for row in result.deviations
+                 if any(abs(q - b) < 1e-3 and p == ap and t >= after for b, ap, t in added)}
+    deleted = deleted[deleted["start_s"] >= after]
+    rows = [row for row in result.deviations if row["time_s"] >= after]
+    score_side = [row["score_id"] for row in rows if row["kind"] in ("missed", "wrong_pitch")]
+    played_side = [(row["played_pitch"] or row["pitch"], row["time_s"]) for row in rows
                    if row["kind"] in ("extra", "wrong_pitch")]
     tp_score = len(set(score_side) & added_ids)
     free = list(zip(deleted["pitch"].tolist(), deleted["start_s"].tolist()))
@@ -147,7 +152,8 @@ def cached(args, piece: str) -> Path:
     """The cache path of a transcription: backend, options, excerpt length and piece in the name."""
     args.cache.mkdir(parents=True, exist_ok=True)
     options = "_".join(sorted(args.option)).replace("/", "-").replace("=", "")
-    return args.cache / f"{args.backend}_{options}_{args.seconds:g}s_{piece}.mid"  # + .npz: the candidates
+    length = f"{args.seconds:g}s" if args.seconds else "whole"
+    return args.cache / f"{args.backend}_{options}_{length}_{piece}.mid"  # + .npz: the candidates
 
 
 def main() -> None:
@@ -155,7 +161,10 @@ def main() -> None:
     parser.add_argument("--backend", default="onsets-frames")
     parser.add_argument("--aligner", default=None)
     parser.add_argument("-o", "--option", action="append", default=[], help="transcriber option key=value")
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="the first SECONDS of each recording (0: whole)")
+    parser.add_argument("--after", type=float, default=0.0,
+                        help="score only the notes and deviations from AFTER seconds on (recordings as long or shorter "
+                             "are left out)")
     parser.add_argument("--pieces", default=",".join(PIECES))
     parser.add_argument("--perturb", type=float, default=0.05)
     parser.add_argument("--data", type=Path, default=DATA)
@@ -186,8 +195,11 @@ def main() -> None:
     transcriptions, scores = {}, {}
     audio_seconds = cpu_transcribe = cpu_inform = 0.0
     for number, piece in enumerate(pieces):
-        audio, rate = soundfile.read(args.data / "flac" / f"{piece}.flac", frames=int(args.seconds * 16000),
-                                     dtype="float32")
+        audio, rate = soundfile.read(args.data / "flac" / f"{piece}.flac", dtype="float32",
+                                     frames=int(args.seconds * 16000) if args.seconds else -1)
+        seconds = args.seconds or np.inf
+        if len(audio) / rate <= args.after:
+            continue
         clip = folder / f"{piece}.wav"
         soundfile.write(clip, audio, rate)
         blind = cached(args, piece) if args.cache else folder / f"{piece}.blind.mid"
@@ -202,11 +214,15 @@ def main() -> None:
             cpu_transcribe += time.process_time() - start
             audio_seconds += len(audio) / rate
         candidates = (lambda saved: (saved["notes"], saved["confidence"]))(np.load(evidence)) if searching else None
-        ref = reference(args.data, piece, args.seconds)
-        est = read_midi_notes(blind)
-        scored = evaluate_notes(ref, est[est["start_s"] < args.seconds - 0.1])
+        ref = reference(args.data, piece, seconds)
+        ref = ref[ref["start_s"] >= args.after]
+
+        def evaluated(est: np.ndarray) -> dict:
+            return evaluate_notes(ref, est[(est["start_s"] >= args.after) & (est["start_s"] < seconds - 0.1)])
+
+        scored = evaluated(read_midi_notes(blind))
         rows.append({"piece": piece, "score": "none (blind)", **scored})
-        notes, positions, signatures, spb = flattened_notes(args.data, piece, args.seconds)
+        notes, positions, signatures, spb = flattened_notes(args.data, piece, seconds)
         variants = {"flattened": (positions, notes["pitch"].astype(np.int64), notes[:0], [])}
         variants["perturbed"] = perturbed(notes, positions, args.perturb, seed=number)
         transcriptions[piece] = blind
@@ -223,12 +239,13 @@ def main() -> None:
             _, pedals = read_midi(blind)
             est = apply_sustain(result.notes, pedals)
             row = {"piece": piece, "score": name, "confidence": result.confidence,
-                   **evaluate_notes(ref, est[est["start_s"] < args.seconds - 0.1]), **result.counts}
+                   **evaluated(est), **result.counts}
             if name == "perturbed":
-                row.update(report_scores(result, read_score(path).notes, deleted, added))
+                row.update(report_scores(result, read_score(path).notes, deleted, added, args.after))
             else:
                 row["reported"] = len(result.deviations)
             rows.append(row)
+    pieces = list(transcriptions)
     for k, piece in enumerate(pieces if len(pieces) > 1 else []):  # another piece's score
         other = scores[pieces[(k + 1) % len(pieces)]]
         matched = informed.note_alignment(aligner.align(transcriptions[piece], other, kind="midi"),
@@ -237,7 +254,8 @@ def main() -> None:
                      "confidence": informed.confidence(matched)})
 
     table = Table(title=f"score-informed transcription, {args.backend} {' '.join(args.option)}, "
-                        f"MAPS first {args.seconds:.0f} s")
+                        f"MAPS {f'first {args.seconds:g} s' if args.seconds else 'whole recordings'}"
+                        f"{f', scored from {args.after:g} s on' if args.after else ''}")
     columns = ("piece", "score", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "confidence", "reported",
                "report_precision", "report_recall", "report_f1")
     for column in columns:
@@ -255,7 +273,8 @@ def main() -> None:
     transcription_cpu = cpu_transcribe / audio_seconds if audio_seconds else None
     console.print(f"CPU seconds: transcription {transcription_cpu or float('nan'):.2f} per second of audio (not "
                   f"cached), alignment + combination {cpu_inform / (2 * len(pieces)):.2f} per excerpt and score")
-    print(json.dumps({"backend": args.backend, "options": args.option, "seconds": args.seconds, "summary": summary,
+    print(json.dumps({"backend": args.backend, "options": args.option, "seconds": args.seconds, "after": args.after,
+                      "summary": summary,
                       "transcription_cpu_s_per_audio_s": transcription_cpu,
                       "inform_cpu_s_per_score": round(cpu_inform / (2 * len(pieces)), 3), "rows": rows}, default=float))
 

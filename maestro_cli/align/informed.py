@@ -12,8 +12,8 @@ transcriber and the aligner never meet. The result:
 - transcribed notes the score lacks are kept when clearly present: ``extra``. Dropped as likely transcription
   errors: notes the model is less than ``extra_confidence`` sure of (with candidates; without them, notes shorter
   than ``extra_min_s``), re-onsets of a confirmed note of the same pitch still sounding, and octaves, twelfths and
-  double octaves above a score note starting with them (partials heard as notes; velocity does not tell real extra
-  notes from spurious ones: measured, see docs/transcribe.md);
+  double octaves above a score note starting with them and not louder than it (partials heard as notes: a partial
+  carries part of its note's energy, a real doubling adds its own; measured, see docs/transcribe.md);
 - a missed score note and a kept extra note at most :data:`WRONG_PITCH_INTERVAL` semitones apart, starting within
   ``wrong_pitch_window`` s of each other (the score note's aligned time), are one ``wrong_pitch`` deviation.
 
@@ -48,7 +48,8 @@ RECOVER = 0.05
 #: With candidates, an unmatched transcribed note is kept (``extra``) only when the model is this sure of it (where
 #: the score has no note, the prior is lower than the one the model's own decision threshold assumes).
 EXTRA_CONFIDENCE = 0.9
-#: Intervals (semitones) at which a note's partials are loud enough to be transcribed as notes of their own.
+#: Intervals (semitones) at which a note's partials are loud enough to be transcribed as notes of their own. A
+#: transcribed note at one of them above a sounding note is taken for its partial unless it is the louder of the two.
 OVERTONES = (12, 19, 24)
 #: Two notes of one pitch starting this close (s) are one event.
 SAME_ONSET_S = 0.05
@@ -172,9 +173,12 @@ def _confidence_of(notes: np.ndarray, candidates: np.ndarray, confidence: np.nda
 
 def _overtone(note, sounding: np.ndarray) -> bool:
     """``note`` is an octave, twelfth or double octave above a note that starts with it (within
-    :data:`SAME_ONSET_S`): a partial of that note, likely heard as a note of its own."""
+    :data:`SAME_ONSET_S`) and is not louder than that note: a partial of it, likely heard as a note of its own. (A
+    partial carries part of its note's energy; a key struck at that pitch adds its own, so the transcriber hears
+    it louder than the note below.)"""
     return bool(np.any(np.isin(int(note["pitch"]) - sounding["pitch"].astype(int), OVERTONES)
-                       & (np.abs(sounding["start_s"] - note["start_s"]) <= SAME_ONSET_S)))
+                       & (np.abs(sounding["start_s"] - note["start_s"]) <= SAME_ONSET_S)
+                       & (sounding["velocity"] >= note["velocity"])))
 
 
 def _clearly_present(note, confirmed: np.ndarray, min_s: float) -> bool:
