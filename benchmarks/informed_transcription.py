@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--no-candidates", action="store_true",
                         help="ignore the transcriber's candidates (the blind transcription's notes only)")
+    parser.add_argument("--recover", type=float, default=None,
+                        help="the candidate confidence that confirms a left-out score note (default: informed.RECOVER; "
+                             "below the backend's candidate floor it changes nothing)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the transcriptions in this folder and reuse them (same backend and options)")
     args = parser.parse_args()
@@ -234,7 +237,8 @@ def main() -> None:
             alignment = aligner.align(blind, path, kind="midi")
             matched = informed.note_alignment(alignment, read_performance(blind))
             result = informed.informed(matched, np.asarray(alignment.score_times, float),
-                                       np.asarray(alignment.performance_times, float), candidates)
+                                       np.asarray(alignment.performance_times, float), candidates,
+                                       recover=informed.RECOVER if args.recover is None else args.recover)
             cpu_inform += time.process_time() - start
             _, pedals = read_midi(blind)
             est = apply_sustain(result.notes, pedals)
@@ -274,6 +278,7 @@ def main() -> None:
     console.print(f"CPU seconds: transcription {transcription_cpu or float('nan'):.2f} per second of audio (not "
                   f"cached), alignment + combination {cpu_inform / (2 * len(pieces)):.2f} per excerpt and score")
     print(json.dumps({"backend": args.backend, "options": args.option, "seconds": args.seconds, "after": args.after,
+                      "recover": informed.RECOVER if args.recover is None else args.recover,
                       "summary": summary,
                       "transcription_cpu_s_per_audio_s": transcription_cpu,
                       "inform_cpu_s_per_score": round(cpu_inform / (2 * len(pieces)), 3), "rows": rows}, default=float))
