@@ -41,10 +41,12 @@ MIN_CONFIDENCE = 0.35
 EXTRA_MIN_S = 0.06
 WRONG_PITCH_WINDOW = 0.1
 #: Candidates (:class:`maestro_cli.protocols.CandidateTranscriber`) are searched this far (s) from a left-out score
-#: note's aligned onset; one at least ``RECOVER`` confident confirms it (the score makes the note likely, so any
-#: evidence will do: the lowest candidate floor of the shipped backends).
+#: note's aligned onset; one at least ``RECOVER`` confident confirms it. The score makes the note likely, so any
+#: evidence the backend hands down will do: ``RECOVER`` is the lowest candidate floor of the shipped backends, and each
+#: backend's floor (its option ``candidate_floor``) is where its evidence stops telling played notes from wrong
+#: score notes (measured: docs/transcribe.md).
 SEARCH_S = 0.1
-RECOVER = 0.05
+RECOVER = 0.005
 #: With candidates, an unmatched transcribed note is kept (``extra``) only when the model is this sure of it (where
 #: the score has no note, the prior is lower than the one the model's own decision threshold assumes).
 EXTRA_CONFIDENCE = 0.9

@@ -10,6 +10,10 @@ from maestro_cli.hookspecs import hookimpl
 
 #: Folder under ``maestro_models`` (the repository's ``models/``) holding the shipped checkpoint.
 DEFAULT_MODEL = "maestro-onsets-frames"
+#: Candidates (:meth:`OnsetsFramesTranscriber.transcribe_candidates`) are decoded down to this onset posterior: the
+#: lowest at which a left-out score note was more often played than a wrong one on two MAPS recordings (posterior
+#: odds with 5 % wrong score notes, see docs/transcribe.md).
+CANDIDATE_FLOOR = 0.005
 
 
 @dataclass
@@ -22,6 +26,13 @@ class OnsetsFramesOptions:
     overlap_seconds: float = 3.0
     batch_chunks: int = 4  # chunks run together (faster; memory grows with it)
     threads: int = 0  # torch CPU threads (0: torch's default: all cores, or a batch worker's OMP_NUM_THREADS)
+    candidate_floor: float = CANDIDATE_FLOOR  # transcribe_candidates: the lowest onset posterior of a candidate
+
+    def __post_init__(self) -> None:
+        from maestro_cli.errors import UsageError
+
+        if not 0.0 < self.candidate_floor <= 1.0:
+            raise UsageError("onsets-frames option candidate_floor must be > 0 and at most 1")
 
 
 def default_checkpoint() -> Path:
@@ -81,8 +92,9 @@ class OnsetsFramesTranscriber:
                                 overlap_seconds=self.options.overlap_seconds, batch_chunks=self.options.batch_chunks)
 
     def transcribe_candidates(self, audio: Path, out_midi: Path):
-        """The transcription written to ``out_midi``; returned: its notes and those down to onset posterior 0.05,
-        with each one's peak onset posterior (:class:`maestro_cli.protocols.CandidateTranscriber`)."""
+        """The transcription written to ``out_midi``; returned: its notes and those down to onset posterior
+        ``candidate_floor``, with each one's peak onset posterior
+        (:class:`maestro_cli.protocols.CandidateTranscriber`)."""
         from maestro_cli.audio.io import load_audio
         from maestro_cli.models.onsets_frames import SAMPLE_RATE, decode_candidates, decode_notes, posteriors_array
         from maestro_cli.symbolic.midi import write_midi
@@ -92,7 +104,8 @@ class OnsetsFramesTranscriber:
                                 chunk_seconds=self.options.chunk_seconds, overlap_seconds=self.options.overlap_seconds,
                                 batch_chunks=self.options.batch_chunks)
         write_midi(decode_notes(post["onset"], post["frame"], post["velocity"], model.config), out_midi)
-        return decode_candidates(post["onset"], post["frame"], post["velocity"], model.config)
+        return decode_candidates(post["onset"], post["frame"], post["velocity"], model.config,
+                                 floor=self.options.candidate_floor)
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
         from maestro_cli.outputs import atomic_output

@@ -29,6 +29,11 @@ from maestro_cli.hookspecs import hookimpl
 SAMPLE_RATE = 44100
 #: transkun's pedal "pitches" and the MIDI controllers they become.
 PEDALS = {-64: 64, -67: 67}
+#: Key onsets less probable than this (the semi-CRF's marginal, summed over 3 frames) are no candidates by default
+#: (option ``candidate_floor``). Lower ones do not pay with scores that may be wrong: on the MAPS benchmark a left-out
+#: score note with a candidate between 0.002 and 0.05 was as often a wrong score note as a played one (17 to 16;
+#: docs/transcribe.md).
+CANDIDATE_FLOOR = 0.05
 _INSTALL = "pip install --no-deps transkun==2.0.1"
 
 
@@ -43,6 +48,7 @@ class TranskunOptions:
     device: str = "cpu"
     threads: int = 0
     pedals: bool = True
+    candidate_floor: float = CANDIDATE_FLOOR  # transcribe_candidates: the lowest onset probability
 
     def __post_init__(self) -> None:
         if not 2.0 <= self.segment_seconds <= 60.0:
@@ -51,6 +57,8 @@ class TranskunOptions:
             raise UsageError("transkun option hop_seconds must be > 0 and at most segment_seconds")
         if self.threads < 0:
             raise UsageError("transkun option threads must be >= 0 (0: torch's default)")
+        if not 0.0 < self.candidate_floor <= 1.0:
+            raise UsageError("transkun option candidate_floor must be > 0 and at most 1")
 
 
 def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int,
@@ -172,7 +180,7 @@ class TranskunTranscriber:
             def process_and_search(frames):
                 crf, ctx = process(frames)
                 begin = len(candidates) * step / model.fs - (segment - hop)
-                found = window_candidates(model, crf, ctx)
+                found = window_candidates(model, crf, ctx, self.options.candidate_floor)
                 inside = (found[:, 1] >= (segment - hop) / 2) & (found[:, 1] < (segment + hop) / 2)  # tiles the audio
                 candidates.append(found[inside] + [0.0, begin, begin, 0.0, 0.0])
                 return crf, ctx
@@ -195,8 +203,8 @@ class TranskunTranscriber:
 
     def transcribe_candidates(self, audio: Path, out_midi: Path):
         """The transcription written to ``out_midi``; returned: the key onsets the semi-CRF gives a probability of
-        at least :data:`CANDIDATE_FLOOR`, with that probability (:class:`maestro_cli.protocols.CandidateTranscriber`),
-        and the transcription's notes among them.
+        at least the option ``candidate_floor``, with that probability
+        (:class:`maestro_cli.protocols.CandidateTranscriber`), and the transcription's notes among them.
         """
         import numpy as np
 
@@ -210,7 +218,7 @@ class TranskunTranscriber:
         missing = [not np.any((found["pitch"] == note["pitch"]) & (np.abs(found["start_s"] - note["start_s"]) <= 0.05))
                    for note in decided]  # rare (a window's edge): a decided note gets the floor
         notes = np.concatenate([found, decided[np.asarray(missing, bool)]])
-        confidence = np.concatenate([rows[:, 4], np.full(int(np.sum(missing)), CANDIDATE_FLOOR)])
+        confidence = np.concatenate([rows[:, 4], np.full(int(np.sum(missing)), self.options.candidate_floor)])
         order = np.lexsort((notes["pitch"], notes["start_s"]))
         return notes[order], confidence[order]
 
@@ -227,10 +235,6 @@ class TranskunTranscriber:
         if notes_csv is not None:
             write_notes_csv(notes, notes_csv)
         return notes
-
-
-#: Key onsets less probable than this (the semi-CRF's marginal, summed over 3 frames) are no candidates.
-CANDIDATE_FLOOR = 0.05
 
 
 def window_candidates(model, crf, ctx, floor: float = CANDIDATE_FLOOR, pitches_at_once: int = 22):
