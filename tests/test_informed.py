@@ -158,6 +158,14 @@ def test_candidates_confirm_left_out_score_notes(excerpt, tmp_path):
     assert f1["candidates"] > f1["floor 0.05"] + FLOOR_GAIN, f1
 
 
+def test_candidate_floor_is_validated():
+    from maestro_cli.errors import UsageError
+    from maestro_cli.registry import create_backend
+
+    with pytest.raises(UsageError, match="candidate_floor must be > 0 and at most 1"):
+        create_backend("transcriber", "onsets-frames", ["candidate_floor=1.5"])
+
+
 def test_report_needs_a_score(excerpt, tmp_path):
     result = run_maestro("transcribe", str(excerpt["wav"]), "--report", str(tmp_path / "dev.csv"))
     assert result.code != 0 and "--score" in result.stderr and not (tmp_path / "dev.csv").exists()

@@ -143,6 +143,11 @@ def test_options_are_validated(excerpt):
     result = run_maestro("transcribe", str(excerpt[0]), "-b", "transkun", "-o", "hop_seconds=20")
     assert result.code == 2
     assert "hop_seconds must be > 0 and at most segment_seconds" in result.stderr
+    from maestro_cli.errors import UsageError
+    from maestro_cli.registry import create_backend
+
+    with pytest.raises(UsageError, match="candidate_floor must be > 0 and at most 1"):
+        create_backend("transcriber", "transkun", ["candidate_floor=0"])
 
 
 def test_candidates_hold_the_transcription_and_more(transcribed, excerpt, tmp_path):
