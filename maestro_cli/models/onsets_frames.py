@@ -273,7 +273,7 @@ def decode_notes(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, con
 
 
 def decode_candidates(onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray, config: OnsetsFramesConfig,
-                      floor: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+                      floor: float) -> tuple[np.ndarray, np.ndarray]:
     """The notes :func:`decode_notes` finds, those it finds with ``onset_threshold=floor`` besides (starting more
     than two frames from a decided note of their key), and each one's peak onset posterior (over the frames from
     its onset on where the posterior stays above ``floor``)."""
