@@ -8,7 +8,9 @@ actor are in flight (``ray.wait``), so the input is read only as fast as the clu
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -32,9 +34,13 @@ class RayOptions:
 class WorkerActor:
     """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results."""
 
-    def __init__(self, job: BatchJob):
+    def __init__(self, job: BatchJob, threads: str):
         from maestro_cli.batch.worker import Worker
 
+        # Set here, not through a runtime_env: an actor with a runtime_env cannot take one of the idle workers Ray
+        # starts with the node and waits for a new process instead. A fresh worker has not loaded torch or OpenMP.
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = threads
         self.worker = Worker(job)
 
     def run(self, item: Any) -> ItemResult:
@@ -80,13 +86,18 @@ class RayExecutor:
                 yield raise_setup_error(result)
         finally:
             if started:
-                ray.shutdown()
+                _shutdown(ray)
 
     def _connect(self, ray) -> bool:
         """Join the cluster named by ``address`` (or start a local instance); True if this call started Ray."""
         if ray.is_initialized():
             return False
-        options = {"address": self.options.address} if self.options.address else {"num_cpus": os.cpu_count()}
+        if self.options.address:
+            options: dict[str, Any] = {"address": self.options.address}
+        else:  # a local instance: its actors are this command's work, and share the cores as the pool's workers do
+            options = {"num_cpus": os.cpu_count(), "_system_config": {"worker_niceness": 0}}
+            # Ray turns token authentication on for a new local instance, with a warning each time: keep it, quietly
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
             ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
                      configure_logging=True)
@@ -101,13 +112,23 @@ class RayExecutor:
             fits = [resources.get("CPU", 1) / cpus] if cpus else []
             fits += [resources.get("GPU", 0) / gpus] if gpus else []
             workers = max(1, int(min(fits, default=1)))
-        threads = str(max(1, int(cpus)))
-        actor = ray.remote(num_cpus=cpus, num_gpus=gpus,
-                           runtime_env={"env_vars": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}})
-        return [actor(WorkerActor).remote(job) for _ in range(workers)]
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(WorkerActor)
+        return [actor.remote(job, str(max(1, int(cpus)))) for _ in range(workers)]
 
 
 _END = object()
+
+
+def _shutdown(ray) -> None:
+    """Stop the local instance this command started.
+
+    Its autoscaler monitor (nothing to scale on one machine) is killed first: ``ray.shutdown()`` stops it after the
+    GCS, and its SIGTERM handler then waits on the lost GCS until Ray kills it a second later (Ray 2.60).
+    """
+    node = getattr(sys.modules.get("ray._private.worker"), "_global_node", None)
+    for process in getattr(node, "all_processes", {}).get("monitor", []):
+        process.process.kill()
+    ray.shutdown()
 
 
 def _ray(options: RayOptions) -> RayExecutor:
