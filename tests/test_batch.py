@@ -164,3 +164,22 @@ def test_the_ray_executor_runs_a_small_batch_on_a_local_instance(tmp_path):
     for i in range(3):
         assert (tmp_path / "ray" / f"piece{i}.wav").read_bytes() == (tmp_path / "one" / f"piece{i}.wav").read_bytes()
     assert [r["status"] for r in records(tmp_path / "m.jsonl").values()] == ["ok"] * 3
+
+
+def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch):
+    """Nice 0 (Ray's default of 15 makes actors give way to every other process) and ``num_cpus`` OpenMP threads."""
+    pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
+    from functools import partial
+
+    from maestro_ray import RayExecutor, RayOptions
+
+    from maestro_cli.errors import MaestroError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # work(state, item) = eval(state, item): a probe any worker can unpickle without importing this module
+    probe = "__import__('os').getpriority(0, 0), __import__('os').environ['OMP_NUM_THREADS']"
+    try:
+        results = list(RayExecutor(RayOptions(num_cpus=1)).run(BatchJob(partial(str, probe), eval), [{}, {}], 2))
+    except MaestroError as exc:
+        pytest.skip(f"Ray cannot start on this machine: {exc}")
+    assert [result.value for result in results] == [(0, "1"), (0, "1")], [result.error for result in results]
