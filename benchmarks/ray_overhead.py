@@ -157,7 +157,8 @@ def make_job(stage: str, transcriber: str):
 
 
 def run_once(executor_name: str, job, inputs: list[Path], out: Path, jobs: int, stage: str) -> dict:
-    """One batch through an executor, with the sampler and (Ray) the import, start and shutdown timed."""
+    """One batch through an executor: per-item records, CPU by role before, during and after the items' window,
+    and (Ray) the import, ``ray.init`` and ``ray.shutdown`` timed."""
     from maestro_cli.registry import get_backend
 
     shutil.rmtree(out, ignore_errors=True)
@@ -167,7 +168,7 @@ def run_once(executor_name: str, job, inputs: list[Path], out: Path, jobs: int, 
     timings: dict[str, float] = {}
     sampler = Sampler()
     sampler.start()
-    start = time.perf_counter()
+    start = time.time()
     executor = get_backend("executor", executor_name).create([])
     restore = _time_ray(timings) if executor_name == "ray" else None
     results = []
@@ -179,13 +180,13 @@ def run_once(executor_name: str, job, inputs: list[Path], out: Path, jobs: int, 
     finally:
         if restore:
             restore()
-    wall = time.perf_counter() - start
+    end = time.time()
     sampler.stop()
     first, last = min(r["start"] for r in results), max(r["end"] for r in results)
-    whole = sampler.between(sampler.series[0][0], sampler.series[-1][0])
-    window = sampler.between(first, last)
-    return {"executor": executor_name, "items": results, "wall_s": wall, "window_s": last - first,
-            "cpu_whole": whole, "cpu_window": window, **timings}
+    phases = {"before": (start, first), "during": (first, last), "after": (last, end)}
+    return {"executor": executor_name, "items": results, "jobs": jobs,
+            "wall_s": {name: b - a for name, (a, b) in phases.items()},
+            "cpu": {name: sampler.between(a, b) for name, (a, b) in phases.items()}, **timings}
 
 
 def _time_ray(timings: dict[str, float]):
@@ -214,25 +215,45 @@ def _time_ray(timings: dict[str, float]):
 
 
 def summary(runs: list[dict]) -> dict:
-    """Per executor: per-item CPU (sum over items, median over rounds), CPU of each role, Ray's phases."""
+    """Per executor, medians over rounds: the items' CPU and wall seconds, CPU seconds by role and phase (before the
+    first item, during the items, after the last), the phases' wall seconds, Ray's timed calls."""
     def median(values):
         return round(statistics.median(values), 3) if values else None
 
-    out = {"rounds": len(runs)}
+    out: dict = {"rounds": len(runs)}
     for key in ("process_s", "thread_s", "wall_s"):
-        out[f"item_{key}"] = median([sum(item[key] for item in run["items"]) for run in runs])
-    out["item_voluntary_switches"] = median([sum(i["voluntary_switches"] for i in run["items"]) for run in runs])
+        out[f"items_{key}"] = median([sum(item[key] for item in run["items"]) for run in runs])
+    out["items_voluntary_switches"] = median([sum(i["voluntary_switches"] for i in run["items"]) for run in runs])
     out["torch_threads"] = sorted({item["threads"] for run in runs for item in run["items"]})
-    roles = sorted({role for run in runs for role in run["cpu_whole"]})
-    out["cpu_whole"] = {role: median([run["cpu_whole"].get(role, 0.0) for run in runs]) for role in roles}
-    out["cpu_window_not_workers"] = {role: median([run["cpu_window"].get(role, 0.0) for run in runs])
-                                     for role in roles if role != "workers"}
-    out["workers_outside_items_s"] = median([run["cpu_whole"].get("workers", 0.0)
-                                             - sum(i["process_s"] for i in run["items"]) for run in runs])
+    roles = sorted({role for run in runs for phase in run["cpu"].values() for role in phase})
+    out["cpu"] = {phase: {role: median([run["cpu"][phase].get(role, 0.0) for run in runs]) for role in roles}
+                  for phase in ("before", "during", "after")}
+    # CPU that other processes took while the workers ran items: on an idle machine with a busy worker per core,
+    # the items wait about that long in all (per worker: divided by the workers)
+    out["others_during_items_s"] = median([sum(cpu for role, cpu in run["cpu"]["during"].items() if role != "workers")
+                                           for run in runs])
+    out["others_share_of_items"] = round(out["others_during_items_s"] / out["items_process_s"], 4)
+    out["phase_wall_s"] = {phase: median([run["wall_s"][phase] for run in runs]) for phase in ("before", "during",
+                                                                                                 "after")}
     for key in ("import_s", "init_s", "shutdown_s"):
         if any(key in run for run in runs):
             out[key] = median([run[key] for run in runs if key in run])
     return out
+
+
+def paired_ratio(pool: list[dict], ray: list[dict]) -> dict:
+    """Each item's CPU seconds in Ray over the pool's (medians over rounds): the median and the geometric mean."""
+    def per_item(runs):
+        seconds: dict[str, list[float]] = {}
+        for run in runs:
+            for item in run["items"]:
+                seconds.setdefault(item["item"], []).append(item["process_s"])
+        return {name: statistics.median(values) for name, values in seconds.items()}
+
+    a, b = per_item(pool), per_item(ray)
+    ratios = [b[name] / a[name] for name in a if name in b and a[name] > 0]
+    return {"items": len(ratios), "median": round(statistics.median(ratios), 4),
+            "geometric_mean": round(statistics.geometric_mean(ratios), 4)}
 
 
 def main() -> None:
@@ -258,6 +279,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {name: summary(group) for name, group in runs.items()}
+    results["ray"]["item_cpu_ratio_to_pool"] = paired_ratio(runs["local"], runs["ray"])
     report(results, args)
     print(json.dumps({"benchmark": "ray_overhead", "stage": args.stage, "pieces": len(inputs),
                       "seconds_each": args.seconds, "jobs": args.jobs, "cores": os.cpu_count(),
@@ -269,30 +291,38 @@ def report(results: dict, args) -> None:
     from rich.table import Table
 
     local, ray = results["local"], results["ray"]
+    console = Console(stderr=True, width=120)
     table = Table(title=f"{args.stage}: {args.pieces} pieces x {args.seconds:g} s, --jobs {args.jobs}, "
-                        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} (CPU seconds; medians of "
-                        f"{args.rounds} rounds)")
+                        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; CPU seconds, medians of "
+                        f"{args.rounds} rounds")
     for column in ("", "local pool", "ray", "ray - pool"):
         table.add_column(column, justify="right" if column else "left")
 
     def row(label, a, b):
         table.add_row(label, _fmt(a), _fmt(b), _fmt(b - a) if a is not None and b is not None else "")
 
-    row("items: worker process CPU s", local["item_process_s"], ray["item_process_s"])
-    row("items: item thread CPU s", local["item_thread_s"], ray["item_thread_s"])
-    row("workers outside items (start, model) CPU s", local["workers_outside_items_s"],
-        ray["workers_outside_items_s"])
-    row("items: voluntary context switches", local["item_voluntary_switches"], ray["item_voluntary_switches"])
-    for role in sorted(set(local["cpu_window_not_workers"]) | set(ray["cpu_window_not_workers"])):
-        row(f"during items: {role} CPU s", local["cpu_window_not_workers"].get(role, 0.0),
-            ray["cpu_window_not_workers"].get(role, 0.0))
-    for role in sorted(set(local["cpu_whole"]) | set(ray["cpu_whole"])):
-        row(f"whole run: {role} CPU s", local["cpu_whole"].get(role, 0.0), ray["cpu_whole"].get(role, 0.0))
-    for key in ("import_s", "init_s", "shutdown_s"):
-        table.add_row(f"ray {key[:-2]} wall s (loaded machine: indicative)", "", _fmt(ray.get(key)), "")
+    row("items: CPU s of the worker process", local["items_process_s"], ray["items_process_s"])
+    row("items: CPU s of the thread running them", local["items_thread_s"], ray["items_thread_s"])
+    ratio = ray["item_cpu_ratio_to_pool"]
+    table.add_row("items: CPU in Ray / in the pool, item by item", "", f"median {ratio['median']:.3f}",
+                  f"geo. mean {ratio['geometric_mean']:.3f}")
+    row("items: voluntary context switches", local["items_voluntary_switches"], ray["items_voluntary_switches"])
+    row("other processes while items ran, CPU s", local["others_during_items_s"], ray["others_during_items_s"])
+    row("  ... as a share of the items' CPU", local["others_share_of_items"], ray["others_share_of_items"])
+    for phase, label in (("before", "before the first item"), ("during", "while items ran"),
+                         ("after", "after the last item")):
+        for role in sorted(set(local["cpu"][phase]) | set(ray["cpu"][phase])):
+            a, b = local["cpu"][phase].get(role, 0.0), ray["cpu"][phase].get(role, 0.0)
+            if a or b:
+                row(f"{label}: {role}", a, b)
     table.add_row("torch threads intra/inter-op", ", ".join(local["torch_threads"]),
                   ", ".join(ray["torch_threads"]), "")
-    Console(stderr=True).print(table)
+    console.print(table)
+    console.print("Wall seconds (indicative only on a loaded machine): before the first item "
+                  f"{local['phase_wall_s']['before']:.2f} (pool) / {ray['phase_wall_s']['before']:.2f} (ray), "
+                  f"after the last {local['phase_wall_s']['after']:.2f} / {ray['phase_wall_s']['after']:.2f}; "
+                  + ", ".join(f"ray {key[:-2]} {ray[key]:.2f}" for key in ("import_s", "init_s", "shutdown_s")
+                              if ray.get(key) is not None))
 
 
 def _fmt(value) -> str:
