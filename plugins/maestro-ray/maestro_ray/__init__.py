@@ -1,9 +1,10 @@
 """maestro executor ``ray``: batch stages on a Ray cluster, one actor per worker holding the backend (its model).
 
-``--executor ray`` starts a local Ray instance with this machine's cores, or joins a cluster with ``-o address=auto``
-(the node's running cluster) or ``-o address=ray://HEAD:10001`` (Ray Client). Each actor reserves ``num_cpus`` CPUs
-and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as the cluster's resources hold). At most two items per
-actor are in flight (``ray.wait``), so the input is read only as fast as the cluster works.
+``--executor ray`` starts a local Ray instance with this machine's cores (its actors at nice 0, like the local pool's
+workers), or joins a cluster with ``-o address=auto`` (the node's running cluster) or ``-o address=ray://HEAD:10001``
+(Ray Client). Each actor reserves ``num_cpus`` CPUs and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as
+the cluster's resources hold). At most two items per actor are in flight (``ray.wait``), so the input is read only
+as fast as the cluster works.
 """
 
 from __future__ import annotations
