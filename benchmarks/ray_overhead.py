@@ -223,6 +223,7 @@ def summary(runs: list[dict]) -> dict:
     out: dict = {"rounds": len(runs)}
     for key in ("process_s", "thread_s", "wall_s"):
         out[f"items_{key}"] = median([sum(item[key] for item in run["items"]) for run in runs])
+    out["items_process_s_by_round"] = [round(sum(item["process_s"] for item in run["items"]), 3) for run in runs]
     out["items_voluntary_switches"] = median([sum(i["voluntary_switches"] for i in run["items"]) for run in runs])
     out["torch_threads"] = sorted({item["threads"] for run in runs for item in run["items"]})
     roles = sorted({role for run in runs for phase in run["cpu"].values() for role in phase})

@@ -87,7 +87,7 @@ class RayExecutor:
                 yield raise_setup_error(result)
         finally:
             if started:
-                _shutdown(ray)
+                ray.shutdown()
 
     def _connect(self, ray) -> bool:
         """Join the cluster named by ``address`` (or start a local instance); True if this call started Ray."""
@@ -104,6 +104,8 @@ class RayExecutor:
                      configure_logging=True)
         except Exception as exc:  # noqa: BLE001 - no cluster at the address, or Ray cannot start here
             raise MaestroError(f"cannot start or reach Ray ({self.options.address or 'local'}): {exc}") from None
+        if not self.options.address:
+            _stop_idle_services()
         return True
 
     def _actors(self, ray, job: BatchJob, workers: int | None) -> list[Any]:
@@ -120,16 +122,19 @@ class RayExecutor:
 _END = object()
 
 
-def _shutdown(ray) -> None:
-    """Stop the local instance this command started.
+def _stop_idle_services() -> None:
+    """Kill the services of the local instance that have nothing to do for a batch (Ray 2.60's node; none if that
+    changes): the autoscaler monitor (nothing to scale on one machine) and the log monitor (it polls the log folder
+    ten times a second to forward workers' output, which ``log_to_driver=False`` declines).
 
-    Its autoscaler monitor (nothing to scale on one machine) is killed first: ``ray.shutdown()`` stops it after the
-    GCS, and its SIGTERM handler then waits on the lost GCS until Ray kills it a second later (Ray 2.60).
+    This also spares ``ray.shutdown()`` a second: it stops the autoscaler monitor after the GCS, and the monitor's
+    SIGTERM handler then waits on the lost GCS until Ray kills it.
     """
     node = getattr(sys.modules.get("ray._private.worker"), "_global_node", None)
-    for process in getattr(node, "all_processes", {}).get("monitor", []):
-        process.process.kill()
-    ray.shutdown()
+    for service in ("monitor", "log_monitor"):
+        for info in getattr(node, "all_processes", {}).get(service, []):
+            info.process.kill()
+            info.process.wait()
 
 
 def _ray(options: RayOptions) -> RayExecutor:
