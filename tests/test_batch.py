@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import operator
+import os
 import signal
 import subprocess
 import time
@@ -183,3 +184,27 @@ def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch
     except MaestroError as exc:
         pytest.skip(f"Ray cannot start on this machine: {exc}")
     assert [result.value for result in results] == [(0, "1"), (0, "1")], [result.error for result in results]
+
+
+def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
+    """Exit 130 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
+    pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
+    inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--executor", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 180
+    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    if "cannot start or reach Ray" in stderr:
+        pytest.skip(f"Ray cannot start on this machine: {stderr.strip()[-300:]}")
+    done = outputs(out)
+    assert proc.returncode == 130 and 1 <= len(done) < len(inputs), (proc.returncode, len(done), stderr[-500:])
+    assert "SIGTERM received" not in stderr
+    import soundfile
+
+    for path in done:  # what exists is whole
+        assert soundfile.info(str(path)).duration > 19.0

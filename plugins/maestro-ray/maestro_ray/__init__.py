@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -99,11 +101,14 @@ class RayExecutor:
             options = {"num_cpus": os.cpu_count(), "_system_config": {"worker_niceness": 0}}
             # Ray turns token authentication on for a new local instance, with a warning each time: keep it, quietly
             logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
                      configure_logging=True)
         except Exception as exc:  # noqa: BLE001 - no cluster at the address, or Ray cannot start here
             raise MaestroError(f"cannot start or reach Ray ({self.options.address or 'local'}): {exc}") from None
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)  # the command's, which ray.init replaced with a stack dump
         if not self.options.address:
             _stop_idle_services()
         return True
