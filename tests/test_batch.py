@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import operator
+import os
 import signal
 import subprocess
 import time
@@ -164,3 +165,46 @@ def test_the_ray_executor_runs_a_small_batch_on_a_local_instance(tmp_path):
     for i in range(3):
         assert (tmp_path / "ray" / f"piece{i}.wav").read_bytes() == (tmp_path / "one" / f"piece{i}.wav").read_bytes()
     assert [r["status"] for r in records(tmp_path / "m.jsonl").values()] == ["ok"] * 3
+
+
+def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch):
+    """Nice 0 (Ray's default of 15 makes actors give way to every other process) and ``num_cpus`` OpenMP threads."""
+    pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
+    from functools import partial
+
+    from maestro_ray import RayExecutor, RayOptions
+
+    from maestro_cli.errors import MaestroError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # work(state, item) = eval(state, item): a probe any worker can unpickle without importing this module
+    probe = "__import__('os').getpriority(0, 0), __import__('os').environ['OMP_NUM_THREADS']"
+    try:
+        results = list(RayExecutor(RayOptions(num_cpus=1)).run(BatchJob(partial(str, probe), eval), [{}, {}], 2))
+    except MaestroError as exc:
+        pytest.skip(f"Ray cannot start on this machine: {exc}")
+    assert [result.value for result in results] == [(0, "1"), (0, "1")], [result.error for result in results]
+
+
+def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
+    """Exit 130 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
+    pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
+    inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--executor", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 180
+    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    if "cannot start or reach Ray" in stderr:
+        pytest.skip(f"Ray cannot start on this machine: {stderr.strip()[-300:]}")
+    done = outputs(out)
+    assert proc.returncode == 130 and 1 <= len(done) < len(inputs), (proc.returncode, len(done), stderr[-500:])
+    assert "SIGTERM received" not in stderr
+    import soundfile
+
+    for path in done:  # what exists is whole
+        assert soundfile.info(str(path)).duration > 19.0

@@ -1,14 +1,19 @@
 """maestro executor ``ray``: batch stages on a Ray cluster, one actor per worker holding the backend (its model).
 
-``--executor ray`` starts a local Ray instance with this machine's cores, or joins a cluster with ``-o address=auto``
-(the node's running cluster) or ``-o address=ray://HEAD:10001`` (Ray Client). Each actor reserves ``num_cpus`` CPUs
-and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as the cluster's resources hold). At most two items per
-actor are in flight (``ray.wait``), so the input is read only as fast as the cluster works.
+``--executor ray`` starts a local Ray instance with this machine's cores (its actors at nice 0, like the local pool's
+workers), or joins a cluster with ``-o address=auto`` (the node's running cluster) or ``-o address=ray://HEAD:10001``
+(Ray Client). Each actor reserves ``num_cpus`` CPUs and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as
+the cluster's resources hold). At most two items per actor are in flight (``ray.wait``), so the input is read only
+as fast as the cluster works.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -32,9 +37,13 @@ class RayOptions:
 class WorkerActor:
     """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results."""
 
-    def __init__(self, job: BatchJob):
+    def __init__(self, job: BatchJob, threads: str):
         from maestro_cli.batch.worker import Worker
 
+        # Set here, not through a runtime_env: an actor with a runtime_env cannot take one of the idle workers Ray
+        # starts with the node and waits for a new process instead. A fresh worker has not loaded torch or OpenMP.
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = threads
         self.worker = Worker(job)
 
     def run(self, item: Any) -> ItemResult:
@@ -86,12 +95,22 @@ class RayExecutor:
         """Join the cluster named by ``address`` (or start a local instance); True if this call started Ray."""
         if ray.is_initialized():
             return False
-        options = {"address": self.options.address} if self.options.address else {"num_cpus": os.cpu_count()}
+        if self.options.address:
+            options: dict[str, Any] = {"address": self.options.address}
+        else:  # a local instance: its actors are this command's work, and share the cores as the pool's workers do
+            options = {"num_cpus": os.cpu_count(), "_system_config": {"worker_niceness": 0}}
+            # Ray turns token authentication on for a new local instance, with a warning each time: keep it, quietly
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
                      configure_logging=True)
         except Exception as exc:  # noqa: BLE001 - no cluster at the address, or Ray cannot start here
             raise MaestroError(f"cannot start or reach Ray ({self.options.address or 'local'}): {exc}") from None
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)  # the command's, which ray.init replaced with a stack dump
+        if not self.options.address:
+            _stop_idle_services()
         return True
 
     def _actors(self, ray, job: BatchJob, workers: int | None) -> list[Any]:
@@ -101,13 +120,26 @@ class RayExecutor:
             fits = [resources.get("CPU", 1) / cpus] if cpus else []
             fits += [resources.get("GPU", 0) / gpus] if gpus else []
             workers = max(1, int(min(fits, default=1)))
-        threads = str(max(1, int(cpus)))
-        actor = ray.remote(num_cpus=cpus, num_gpus=gpus,
-                           runtime_env={"env_vars": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}})
-        return [actor(WorkerActor).remote(job) for _ in range(workers)]
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(WorkerActor)
+        return [actor.remote(job, str(max(1, int(cpus)))) for _ in range(workers)]
 
 
 _END = object()
+
+
+def _stop_idle_services() -> None:
+    """Kill the services of the local instance that have nothing to do for a batch (Ray 2.60's node; none if that
+    changes): the autoscaler monitor (nothing to scale on one machine) and the log monitor (it polls the log folder
+    ten times a second to forward workers' output, which ``log_to_driver=False`` declines).
+
+    This also spares ``ray.shutdown()`` a second: it stops the autoscaler monitor after the GCS, and the monitor's
+    SIGTERM handler then waits on the lost GCS until Ray kills it.
+    """
+    node = getattr(sys.modules.get("ray._private.worker"), "_global_node", None)
+    for service in ("monitor", "log_monitor"):
+        for info in getattr(node, "all_processes", {}).get(service, []):
+            info.process.kill()
+            info.process.wait()
 
 
 def _ray(options: RayOptions) -> RayExecutor:
