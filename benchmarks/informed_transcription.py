@@ -255,7 +255,7 @@ def main() -> None:
         matched = informed.note_alignment(aligner.align(transcriptions[piece], other, kind="midi"),
                                           read_performance(transcriptions[piece]))
         rows.append({"piece": piece, "score": f"other piece ({other.name.split('.')[0]})",
-                     "confidence": informed.confidence(matched)})
+                     "confidence": matched.f_measure()})
 
     table = Table(title=f"score-informed transcription, {args.backend} {' '.join(args.option)}, "
                         f"MAPS {f'first {args.seconds:g} s' if args.seconds else 'whole recordings'}"

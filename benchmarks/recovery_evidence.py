@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from informed_transcription import DATA, PIECES, TPQ, flattened_notes, perturbed, reference, write_score
+from informed_transcription import DATA, PIECES, TPQ, cached, flattened_notes, perturbed, reference, write_score
 
 EDGES = (0.002, 0.005, 0.01, 0.02, 0.05, 1.0001)
 CHOSEN_ON = ("MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_12_ENSTDkCl")
@@ -39,9 +39,9 @@ def main() -> None:
 
     aligner, folder = create_backend("aligner", None, []), Path(tempfile.mkdtemp())
     rng, rows = np.random.default_rng(0), []
-    options = "_".join(sorted(args.option)).replace("/", "-").replace("=", "")
+    args.seconds = 0  # the whole recordings
     for number, piece in enumerate(PIECES):
-        blind = args.cache / f"{args.backend}_{options}_whole_{piece}.mid"
+        blind = cached(args, piece)
         saved = np.load(blind.with_suffix(".npz"))
         found, confidence = saved["notes"], saved["confidence"]
         played = read_performance(blind)

@@ -83,11 +83,6 @@ def note_alignment(alignment, played: np.ndarray):
                              np.asarray(alignment.performance_times, float))[2]
 
 
-def confidence(notes) -> float:
-    """Note-matching F-measure: how much of the score and of the transcription pair up."""
-    return notes.f_measure()
-
-
 def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidates: tuple | None = None,
              extra_min_s: float = EXTRA_MIN_S, wrong_pitch_window: float = WRONG_PITCH_WINDOW,
              search_s: float = SEARCH_S, recover: float = RECOVER, extra_confidence: float = EXTRA_CONFIDENCE,
@@ -141,7 +136,7 @@ def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidat
               "confirmed": int(len(notes.score_index)), "recovered": int(len(found)), "kept_extra": int(len(extra)),
               "dropped_unmatched": int(len(unmatched) - len(extra) + dropped),
               **{kind: sum(row["kind"] == kind for row in deviations) for kind in KINDS}}
-    return Informed(out, deviations, round(confidence(notes), 4), counts)
+    return Informed(out, deviations, round(notes.f_measure(), 4), counts)
 
 
 def recovered(pitch: np.ndarray, time_s: np.ndarray, played: np.ndarray, candidates: np.ndarray,

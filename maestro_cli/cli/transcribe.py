@@ -117,7 +117,7 @@ def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path |
         played, controls = read_performance(blind), read_controls(blind)
         alignment = aligning.align(blind, score, kind="midi")
         notes = informed.note_alignment(alignment, played)
-        confidence = informed.confidence(notes)
+        confidence = notes.f_measure()  # how much of score and transcription pair up
         if confidence < informed.MIN_CONFIDENCE:
             console.print(f"warning: {score}: low alignment confidence {confidence:.2f} (a score of another piece?):"
                           f" writing the blind transcription{', no report' if report else ''}",
