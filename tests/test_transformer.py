@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from maestro_cli.models import transformer_train as tt
-from maestro_cli.models.transformer import KVCache, Transformer, preset_config
+from maestro_cli.models.transformer import KVCache, Transformer, deepen, preset_config
 from maestro_cli.symbolic.midi import midi_notes
 from maestro_cli.symbolic.notes import make_notes
 from maestro_cli.tokens import performance as events
@@ -232,6 +232,32 @@ def test_a_run_from_init_weights_counts_on_their_history(tmp_path):
     assert [e["step"] for e in history["log"] if e["kind"] == "val"] == [2, 4, 7]
     assert history["wall_s"] == pytest.approx(a["wall_s"] + b["wall_s"])
     assert tt.lineage(a)["log"] == a["log"]  # a run without init is its own history
+
+
+def test_deepened_model_computes_the_same_function_and_then_learns(tmp_path):
+    """Depth growth keeps the logits; a run `-o init` with more layers starts from them and trains every block."""
+    torch.manual_seed(0)
+    small = Transformer(preset_config("tiny", events.VOCAB_SIZE, max_seq_len=64)).eval()
+    for p in small.parameters():  # non-trivial weights everywhere, biases included
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.randint(0, events.VOCAB_SIZE, (2, 64))
+    deep = deepen(small, 5).eval()
+    assert deep.config.n_layer == 5
+    assert torch.allclose(deep(x), small(x), atol=1e-5)
+    assert torch.equal(deepen(small, 2)(x), small(x))  # the same depth: a copy
+    with pytest.raises(ValueError, match="cannot deepen a 2-layer model to 1 layers"):
+        deepen(small, 1)
+
+    tt.train(TWO, TWO, tmp_path / "a", tt.TrainConfig(**TINY, steps=4, eval_every=4), device="cpu")
+    shipped = tt.export_model(tmp_path / "a" / "last.pt", tmp_path / "model")
+    tt.train(TWO, TWO, tmp_path / "b", tt.TrainConfig(**TINY, steps=2, eval_every=2, n_layer=4, init=str(shipped)),
+             device="cpu")
+    a, b = (torch.load(tmp_path / r / "last.pt", weights_only=True) for r in ("a", "b"))
+    assert b["config"]["n_layer"] == 4 and tt.lineage(b)["step"] == 6
+    assert b["model"]["blocks.1.mlp.2.weight"].abs().sum() > 0  # a new block's zeroed output has learned
+    with pytest.raises(ValueError, match=r"do not fit this run \(d_model 64 vs 32\); only n_layer may grow"):
+        tt.train(TWO, TWO, tmp_path / "c", tt.TrainConfig(**TINY, steps=2, d_model=32, init=str(shipped)),
+                 device="cpu")
 
 
 def test_resume_with_other_steps_restarts_or_refits_the_cycle(tmp_path):

@@ -213,6 +213,31 @@ class Transformer(nn.Module):
         return out
 
 
+def deepen(model: Transformer, n_layer: int) -> Transformer:
+    """A copy of ``model`` with ``n_layer`` blocks that computes the same function (depth growth, as in stacking).
+
+    The old blocks keep their order, spread evenly; each new block is a copy of the old block before it with
+    its residual output projections (attention and feed-forward) zeroed, so it starts as the identity and
+    learns from there.
+    """
+    old = model.config.n_layer
+    if n_layer < old:
+        raise ValueError(f"cannot deepen a {old}-layer model to {n_layer} layers")
+    grown = Transformer(TransformerConfig(**{**model.config.to_dict(), "n_layer": n_layer}))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    placed = set()
+    for j in range(n_layer):
+        source = j * old // n_layer
+        block = {k: v.clone() for k, v in model.blocks[source].state_dict().items()}
+        if source in placed:
+            for name in ("attn.proj.weight", "mlp.2.weight", "mlp.2.bias"):
+                block[name] = torch.zeros_like(block[name])
+        placed.add(source)
+        state.update({f"blocks.{j}.{k}": v for k, v in block.items()})
+    grown.load_state_dict(state)
+    return grown
+
+
 class Constraint(Protocol):
     """Sampling-time rule over token ids: adjusts logits (B, V) and follows the sampled tokens (B,)."""
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from maestro_cli.models.loop import Training, utc_now
 from maestro_cli.models.runtime import find_checkpoint, pick_device, save_atomic
-from maestro_cli.models.transformer import Transformer, TransformerConfig, preset_config
+from maestro_cli.models.transformer import Transformer, TransformerConfig, deepen, preset_config
 from maestro_cli.tokens import performance as events
 
 IGNORE = -100
@@ -159,6 +159,19 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> TransformerConfig:
     return preset_config(cfg.preset, vocab_size, **overrides)
 
 
+def initial_weights(init_model: Transformer, config: TransformerConfig, source: str) -> dict:
+    """The state dict that starts a run of shape ``config`` from ``init_model``: the same weights, or the
+    model deepened (function-preserving) when ``config`` only asks for more layers."""
+    have, want = init_model.config.to_dict(), config.to_dict()
+    if have == want:
+        return init_model.state_dict()
+    if {k: v for k, v in have.items() if k != "n_layer"} == {k: v for k, v in want.items() if k != "n_layer"} \
+            and want["n_layer"] > have["n_layer"]:
+        return deepen(init_model, config.n_layer).state_dict()
+    differ = ", ".join(f"{k} {have[k]} vs {want[k]}" for k in want if have.get(k) != want[k])
+    raise ValueError(f"init weights {source} do not fit this run ({differ}); only n_layer may grow")
+
+
 def tokenizer_info() -> dict:
     return {"name": "performance", "version": events.TOKENIZER_VERSION, "vocab": events.vocab()}
 
@@ -228,7 +241,7 @@ class _Training(Training):
         self.prior = None  # the history of the init weights, if any
         if state is None and cfg.init:
             init_model, init_ckpt = load_model(Path(cfg.init))
-            model.load_state_dict(init_model.state_dict())
+            model.load_state_dict(initial_weights(init_model, self.mconf, cfg.init))
             self.prior = lineage(init_ckpt)
         model.to(self.device)
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
