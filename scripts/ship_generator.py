@@ -6,7 +6,8 @@ token and on the whole split with a shuffled one (each piece gets another compos
 model card from the run's validation curve (plus stuck notes and composer classification with ``--quality``).
 A run started with ``-o init`` is reported with the history of its init weights
 (steps, tokens, wall time and curve counted on, ``transformer_train.lineage``). The card also compares with
-the model it replaces (same test pieces), times ``maestro generate --composer Chopin -n 4`` in a fresh process
+the model it replaces (same test pieces; weights that do not improve the whole-split NLL are not shipped
+unless ``--force``), times ``maestro generate --composer Chopin -n 4`` in a fresh process
 (wall time and peak memory; the machine's load average is reported with it), and extrapolates the validation
 curve to the 2.2 and 2.0 targets. Run from the repository root:
 
@@ -100,17 +101,22 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the exact training command(s)")
     parser.add_argument("--hardware", default=f"{platform.machine()} CPU")
     parser.add_argument("--curve-every", type=int, default=1, help="keep every Nth validation row in the card")
+    parser.add_argument("--force", action="store_true", help="ship even if the whole test NLL is not better")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     previous = previous_metrics(REPO / "models" / args.name)
-    folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
-    speed = time_generation(folder)  # first, while the machine is as the caller left it
-    model, ckpt = tt.load_model(folder)
+    model, ckpt = tt.load_model(args.run / "best.pt")
     history = tt.lineage(ckpt)
     test = tt.load_split(args.data, "test")
     started = time.time()
     true, subset = whole_and_subset_nll(model, test, args.test_pieces)
+    if previous and previous.get("test_pieces") == 0 and not args.force \
+            and true["nll_per_event"] >= previous["test_nll"]["nll_per_event"]:
+        sys.exit(f"not shipped: whole test NLL {true['nll_per_event']:.4f} is not below the shipped "
+                 f"{previous['test_nll']['nll_per_event']:.4f} (--force ships anyway)")
+    folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
+    speed = time_generation(folder)
     shuffled = tt.split_nll(model, test, shuffle_composer=True)
     print(f"test NLL {true['nll_per_event']:.4f} (shuffled composer {shuffled['nll_per_event']:.4f}), "
           f"{true['pieces']} pieces, {true['events']:,} events; {subset['pieces']}-piece subset "
