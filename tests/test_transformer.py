@@ -275,6 +275,17 @@ def test_resume_with_other_steps_restarts_or_refits_the_cycle(tmp_path):
     assert tt.lr_at(6, resumed, **expected) == resumed.lr * resumed.min_lr_ratio  # the re-fitted cycle ends at 6
 
 
+def test_warmup_stable_decay_holds_the_peak_until_the_last_steps():
+    cfg = tt.TrainConfig(lr=1e-3, warmup=10, min_lr_ratio=0.1, decay_steps=100)
+    assert tt.lr_at(5, cfg, 0, 1000) == pytest.approx(6e-4)  # warm-up as before
+    assert tt.lr_at(10, cfg, 0, 1000) == tt.lr_at(900, cfg, 0, 1000) == 1e-3  # stable
+    assert tt.lr_at(950, cfg, 0, 1000) == pytest.approx(5.5e-4)  # half-way down the cosine
+    assert tt.lr_at(1000, cfg, 0, 1000) == pytest.approx(1e-4)
+    assert tt.lr_at(700, cfg, 0, 750) < tt.lr_at(700, cfg, 0, 1000)  # an earlier end starts the decay from here
+    cosine = tt.TrainConfig(lr=1e-3, warmup=10, min_lr_ratio=0.1)
+    assert tt.lr_at(505, cosine, 0, 1000) == pytest.approx(5.5e-4)  # decay_steps 0: cosine over the cycle
+
+
 def test_cli_train_and_resume_keep_the_run_options(tmp_path):
     cache = write_cache(tmp_path / "cache", TWO)
     options = [f"-o{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]

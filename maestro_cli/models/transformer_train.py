@@ -58,6 +58,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop cleanly (and save) after this much wall time in this invocation
     new_cycle: bool = True  # --resume with other --steps: a new warm-up + cosine cycle (false: move the cycle's end)
     composer_dropout: float = 0.0  # share of training windows whose composer token is replaced by `unknown` (CFG)
+    decay_steps: int = 0  # 0: cosine over the whole cycle; N: constant lr, cosine over the cycle's last N steps (WSD)
 
 
 @dataclass
@@ -143,11 +144,18 @@ def mean_nll(model: Transformer, windows: list[np.ndarray], device, batch: int =
 
 
 def lr_at(step: int, cfg: TrainConfig, cycle_start: int, total: int) -> float:
-    """Linear warm-up then cosine decay to ``lr * min_lr_ratio`` at ``total`` (one cycle from ``cycle_start``)."""
+    """Linear warm-up then cosine decay to ``lr * min_lr_ratio`` at ``total`` (one cycle from ``cycle_start``).
+
+    With ``decay_steps`` the learning rate stays at its peak until the last ``decay_steps`` of the cycle
+    (warm-up, stable, decay), so moving the cycle's end (``new_cycle=false``) starts the decay from where a run is.
+    """
     into = step - cycle_start
     if into < cfg.warmup:
         return cfg.lr * (into + 1) / cfg.warmup
-    progress = min(1.0, (step - cycle_start - cfg.warmup) / max(1, total - cycle_start - cfg.warmup))
+    decay_from = cycle_start + cfg.warmup
+    if cfg.decay_steps:
+        decay_from = max(decay_from, total - cfg.decay_steps)
+    progress = min(1.0, max(0.0, (step - decay_from) / max(1, total - decay_from)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
