@@ -71,21 +71,24 @@ def training_rate(log: list[dict], last: int = 50) -> float:
     return float(statistics.median(rates[-last:]))
 
 
-def extrapolate(log: list[dict], targets: dict[str, float], from_tokens: float = 4e6) -> dict:
-    """Fit val NLL = a + b * log2(tokens) to the running best of the validation curve; tokens for each target.
+def extrapolate(log: list[dict], targets: dict[str, float], doublings: float = 1.0) -> dict:
+    """Fit val NLL = a + b * log2(tokens) to the running best over the last ``doublings`` of tokens; tokens per target.
 
-    ``targets`` maps a label to a validation NLL. The running best skips the bumps of warm restarts; a straight
-    line in log-tokens keeps falling forever, so for a model of fixed size the token counts are a lower bound.
+    ``targets`` maps a label to a validation NLL. The running best skips the bumps of warm restarts; the fit covers
+    only the recent curve (a fit from the start is steepened by the early fall), and a straight line in log-tokens
+    keeps falling forever, so for a model of fixed size the token counts are a lower bound.
     """
+    curve = [(entry["tokens_seen"], entry["val_nll"]) for entry in log if entry["kind"] == "val"]
+    from_tokens = curve[-1][0] / 2 ** doublings
     best, points = math.inf, []
-    for tokens, nll in ((entry["tokens_seen"], entry["val_nll"]) for entry in log if entry["kind"] == "val"):
+    for tokens, nll in curve:
         best = min(best, nll)
         if tokens >= from_tokens:
             points.append((math.log2(tokens), best))
     x, y = np.array(points).T
     slope, intercept = np.polyfit(x, y, 1)
     return {"per_doubling": float(slope), "from_tokens": from_tokens, "val_targets": targets,
-            "tokens": {label: float(2 ** ((v - intercept) / slope)) if slope < 0 else None
+            "tokens": {label: float(2 ** ((v - intercept) / slope)) if slope < -1e-6 else None
                        for label, v in targets.items()}}
 
 
@@ -193,8 +196,8 @@ def progress_lines(metrics: dict, previous: dict | None, cfg: dict, train_tokens
                  f"included: {speed['wall_s']:.1f} s wall, {speed['peak_rss_mb']} MB peak resident memory "
                  f"(1-minute load average {speed['load_average']:.2f} when it started; 2 cores).")
     fit, rate, seen = metrics["extrapolation"], metrics["training_tok_s"], metrics["tokens_seen"]
-    lines.append(f"- Training rate at the end of the run: {rate / 1000:.1f} k tokens/s. The running best "
-                 f"validation NLL from {fit['from_tokens'] / 1e6:.0f} M tokens on falls "
+    lines.append(f"- Training rate at the end of the run: {rate / 1000:.1f} k tokens/s. Over the last doubling of "
+                 f"tokens (from {fit['from_tokens'] / 1e6:.0f} M), the running best validation NLL fell "
                  f"{-fit['per_doubling']:.3f} nats/event per doubling of tokens. Test NLL has run "
                  f"{metrics['val_nll_windows'] - metrics['test_nll']['nll_per_event']:.2f} below validation; a "
                  "straight line in log-tokens (a lower bound on the cost: a model of this size flattens out) "

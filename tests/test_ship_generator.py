@@ -19,14 +19,18 @@ def val(tokens: int, nll: float) -> dict:
             "train_loss": None}
 
 
-def test_extrapolation_fits_the_running_best_per_doubling_of_tokens():
+def test_extrapolation_fits_the_running_best_over_the_last_doublings_of_tokens():
     log = [val(2 ** k, 6.0 - 0.2 * k) for k in range(20, 27)]
     log.insert(4, val(2 ** 23 + 1, 9.0))  # a warm restart's bump: the running best ignores it
-    fit = ship.extrapolate(log, {"goal": 6.0 - 0.2 * 30}, from_tokens=2 ** 21)
-    assert fit["per_doubling"] == pytest.approx(-0.2)
+    fit = ship.extrapolate(log, {"goal": 6.0 - 0.2 * 30}, doublings=5)
+    assert fit["per_doubling"] == pytest.approx(-0.2) and fit["from_tokens"] == 2 ** 21
     assert math.log2(fit["tokens"]["goal"]) == pytest.approx(30)
+    log += [val(2 ** 27, 0.7), val(2 ** 28, 0.6)]  # the curve flattens: 0.1 per doubling
+    recent = ship.extrapolate(log, {"goal": 0.3})
+    assert recent["per_doubling"] == pytest.approx(-0.1) and recent["from_tokens"] == 2 ** 27
+    assert math.log2(recent["tokens"]["goal"]) == pytest.approx(31)
     rising = ship.extrapolate([val(2 ** k, 3.0 + 0.01 * k) for k in range(22, 25)], {"goal": 2.0})
-    assert rising["tokens"]["goal"] is None  # a curve that does not fall never reaches a lower target
+    assert rising["tokens"]["goal"] is None  # a flat curve never reaches a lower target
 
 
 def test_curve_rows_and_training_rate_read_the_log():
