@@ -148,12 +148,12 @@ def report_scores(result, score_notes: np.ndarray, deleted: np.ndarray, added: l
             "perturbations": total, "reported": found}
 
 
-def cached(args, piece: str) -> Path:
-    """The cache path of a transcription: backend, options, excerpt length and piece in the name."""
-    args.cache.mkdir(parents=True, exist_ok=True)
-    options = "_".join(sorted(args.option)).replace("/", "-").replace("=", "")
-    length = f"{args.seconds:g}s" if args.seconds else "whole"
-    return args.cache / f"{args.backend}_{options}_{length}_{piece}.mid"  # + .npz: the candidates
+def cached(cache: Path, backend: str, options: list[str], seconds: float, piece: str) -> Path:
+    """The cache path of a transcription: backend, options, excerpt length (0: whole) and piece in the name."""
+    cache.mkdir(parents=True, exist_ok=True)
+    joined = "_".join(sorted(options)).replace("/", "-").replace("=", "")
+    length = f"{seconds:g}s" if seconds else "whole"
+    return cache / f"{backend}_{joined}_{length}_{piece}.mid"  # + .npz: the candidates
 
 
 def main() -> None:
@@ -205,7 +205,9 @@ def main() -> None:
             continue
         clip = folder / f"{piece}.wav"
         soundfile.write(clip, audio, rate)
-        blind = cached(args, piece) if args.cache else folder / f"{piece}.blind.mid"
+        blind = folder / f"{piece}.blind.mid"
+        if args.cache:
+            blind = cached(args.cache, args.backend, args.option, args.seconds, piece)
         evidence = blind.with_suffix(".npz")
         if not blind.is_file() or (searching and not evidence.is_file()):
             start = time.process_time()

@@ -39,9 +39,8 @@ def main() -> None:
 
     aligner, folder = create_backend("aligner", None, []), Path(tempfile.mkdtemp())
     rng, rows = np.random.default_rng(0), []
-    args.seconds = 0  # the whole recordings
     for number, piece in enumerate(PIECES):
-        blind = cached(args, piece)
+        blind = cached(args.cache, args.backend, args.option, 0, piece)  # whole recordings
         saved = np.load(blind.with_suffix(".npz"))
         found, confidence = saved["notes"], saved["confidence"]
         played = read_performance(blind)
