@@ -138,6 +138,7 @@ def main() -> None:
         metrics["quality"] = json.loads(args.quality.read_text(encoding="utf-8").strip().splitlines()[-1])
     gap = ckpt["best_val"] - true["nll_per_event"]  # test NLL has run below validation: the targets are on test
     metrics["extrapolation"] = extrapolate(history["log"], {f"test {t}": t + gap for t in (2.2, 2.0)})
+    metrics["extrapolation"]["run_from_tokens"] = (ckpt.get("prior") or {}).get("tokens_seen", 0)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     write_card(folder, args, ckpt, history, model, metrics, previous, counts, names, len(train.tokens))
     print(folder)
@@ -196,12 +197,15 @@ def progress_lines(metrics: dict, previous: dict | None, cfg: dict, train_tokens
                  f"included: {speed['wall_s']:.1f} s wall, {speed['peak_rss_mb']} MB peak resident memory "
                  f"(1-minute load average {speed['load_average']:.2f} when it started; 2 cores).")
     fit, rate, seen = metrics["extrapolation"], metrics["training_tok_s"], metrics["tokens_seen"]
+    spans = ""
+    if fit.get("run_from_tokens", 0) > fit["from_tokens"]:
+        spans = f" (the fit spans this run's start from init weights at {fit['run_from_tokens'] / 1e6:.0f} M tokens)"
     lines.append(f"- Training rate at the end of the run: {rate / 1000:.1f} k tokens/s. Over the last doubling of "
                  f"tokens (from {fit['from_tokens'] / 1e6:.0f} M), the running best validation NLL fell "
                  f"{-fit['per_doubling']:.3f} nats/event per doubling of tokens. Test NLL has run "
                  f"{metrics['val_nll_windows'] - metrics['test_nll']['nll_per_event']:.2f} below validation; a "
                  "straight line in log-tokens (a lower bound on the cost: a model of this size flattens out) "
-                 f"puts the targets of {cfg['n_layer']} x {cfg['d_model']} at:")
+                 f"puts the targets of {cfg['n_layer']} x {cfg['d_model']}{spans} at:")
     for label, tokens in fit["tokens"].items():
         val = fit["val_targets"][label]
         if tokens is None:

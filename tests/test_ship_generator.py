@@ -38,3 +38,16 @@ def test_curve_rows_and_training_rate_read_the_log():
     log += [{"kind": "train", "tok_s": rate} for rate in (100, 5000, 5200, 5100)]
     assert [row["step"] for row in ship.curve_rows(log, 3)] == [1, 4, 7]  # every third, and the last
     assert ship.training_rate(log, last=3) == 5100
+
+
+def test_card_says_when_the_fit_spans_a_run_grown_from_earlier_weights():
+    fit = ship.extrapolate([val(2 ** k, 6.0 - 0.1 * k) for k in range(24, 28)], {"test 2.0": 3.0})
+    metrics = {"test_nll": {"nll_per_event": 3.3}, "val_nll_windows": 3.4, "training_tok_s": 2000.0,
+               "tokens_seen": 2 ** 27, "generate_chopin_4x30s": {"wall_s": 50.0, "peak_rss_mb": 600,
+                                                                  "load_average": 2.0},
+               "extrapolation": {**fit, "run_from_tokens": 2 ** 26 + 2 ** 25}}
+    text = "\n".join(ship.progress_lines(metrics, None, {"n_layer": 8, "d_model": 256}, 2 ** 24))
+    assert "spans this run's start from init weights at 101 M tokens" in text
+    assert "0.100 nats/event per doubling" in text and "about 1,074 M tokens in all (64.0 epochs)" in text
+    metrics["extrapolation"]["run_from_tokens"] = 2 ** 25  # grown before the fitted doubling: nothing to say
+    assert "spans" not in "\n".join(ship.progress_lines(metrics, None, {"n_layer": 8, "d_model": 256}, 2 ** 24))
