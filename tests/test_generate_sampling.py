@@ -48,10 +48,11 @@ def test_note_hold_raises_then_forces_the_note_off():
 
 
 def test_shipped_model_holds_no_note_past_the_cap():
-    free = durations(generate(max_hold=0))
-    held = durations(generate(max_hold=1.5))
-    assert (free > 1.5).sum() >= 3  # without the limit this seed holds notes longer
-    assert held.max() <= 1.5 + 1e-9 and len(held) > 0.7 * len(free)
+    free = np.concatenate([durations(generate(max_hold=0, seed=seed)) for seed in (1, 2, 3)])
+    held = np.concatenate([durations(generate(max_hold=1.5, seed=seed)) for seed in (1, 2, 3)])
+    assert (free > 1.5).sum() >= 3  # without the limit these seeds hold notes longer
+    assert held.max() <= 1.5 + 1e-9
+    assert len(held) > 0.7 * len(free)  # the cap ends notes without thinning the music (one seed alone: 0.6-1.9x)
 
 
 def test_guidance_one_is_the_plain_path_and_other_weights_change_the_music():
