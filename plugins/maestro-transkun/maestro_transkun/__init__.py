@@ -35,6 +35,9 @@ PEDALS = {-64: 64, -67: 67}
 #: docs/transcribe.md).
 CANDIDATE_FLOOR = 0.05
 _INSTALL = "pip install --no-deps transkun==2.0.1"
+#: Inference paths: ``fast`` (:mod:`maestro_transkun.fast`, the default) and ``reference`` (transkun's own
+#: ``TransKun.transcribe``, as shipped before; the fast path is measured against it).
+PATHS = ("fast", "reference")
 
 
 @dataclass
@@ -49,8 +52,11 @@ class TranskunOptions:
     threads: int = 0
     pedals: bool = True
     candidate_floor: float = CANDIDATE_FLOOR  # transcribe_candidates: the lowest onset probability
+    path: str = "fast"  # fast | reference (transkun's own inference code)
 
     def __post_init__(self) -> None:
+        if self.path not in PATHS:
+            raise UsageError(f"transkun option path must be one of {', '.join(PATHS)} (got '{self.path}')")
         if not 2.0 <= self.segment_seconds <= 60.0:
             raise UsageError("transkun option segment_seconds must be between 2 and 60")
         if not 0.0 < self.hop_seconds <= self.segment_seconds:
@@ -160,7 +166,12 @@ class TranskunTranscriber:
             if checkpoint is None or conf is None:
                 weights, packaged_conf = packaged_files()
                 checkpoint, conf = checkpoint or weights, conf or packaged_conf
-            self._model = load_model(checkpoint, conf, self.options.device)
+            model = load_model(checkpoint, conf, self.options.device)
+            if self.options.path == "fast":
+                from maestro_transkun import fast
+
+                model = fast.accelerate(model)
+            self._model = model
         return self._model
 
     def events(self, audio, candidates: list | None = None) -> tuple:
@@ -172,31 +183,48 @@ class TranskunTranscriber:
         from maestro_cli.symbolic.notes import make_notes
 
         model = self.model()
-        x = torch.from_numpy(audio).unsqueeze(-1).to(self.options.device)
         hop, segment = self.options.hop_seconds, self.options.segment_seconds
-        if candidates is not None:  # see each window's semi-CRF as transkun's own decoding runs
-            process, step = model.processFramesBatch, math.ceil(hop * model.fs / model.hopSize) * model.hopSize
+        step = math.ceil(hop * model.fs / model.hopSize) * model.hopSize
 
-            def process_and_search(frames):
-                crf, ctx = process(frames)
-                begin = len(candidates) * step / model.fs - (segment - hop)
-                found = window_candidates(model, crf, ctx, self.options.candidate_floor)
-                inside = (found[:, 1] >= (segment - hop) / 2) & (found[:, 1] < (segment + hop) / 2)  # tiles the audio
-                candidates.append(found[inside] + [0.0, begin, begin, 0.0, 0.0])
-                return crf, ctx
+        def search(crf, ctx) -> None:  # see each window's semi-CRF as transkun's own decoding runs
+            begin = len(candidates) * step / model.fs - (segment - hop)
+            found = window_candidates(model, crf, ctx, self.options.candidate_floor)
+            inside = (found[:, 1] >= (segment - hop) / 2) & (found[:, 1] < (segment + hop) / 2)  # tiles the audio
+            candidates.append(found[inside] + [0.0, begin, begin, 0.0, 0.0])
 
-            model.processFramesBatch = process_and_search
-        try:
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                found = model.transcribe(x, stepInSecond=hop, segmentSizeInSecond=segment)
-        finally:
-            model.__dict__.pop("processFramesBatch", None)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.options.path == "fast":
+                from maestro_transkun import fast
+
+                found = fast.transcribe(model, audio, hop, segment, search if candidates is not None else None)
+            else:
+                found = self._reference(model, audio, search if candidates is not None else None)
         keys = [e for e in found if e.pitch > 0]
         notes = make_notes([e.pitch for e in keys], [e.start for e in keys], [e.end for e in keys],
                            [e.velocity for e in keys])
         pedals = [(e.start, e.end, PEDALS[e.pitch]) for e in found if e.pitch in PEDALS and e.end - e.start >= 1e-3]
         return notes, pedals
+
+    def _reference(self, model, audio, on_window) -> list:
+        """transkun's own ``TransKun.transcribe`` (option ``path=reference``), ``on_window(crf, ctx)`` per window."""
+        import torch
+
+        x = torch.from_numpy(audio).unsqueeze(-1).to(self.options.device)
+        if on_window is not None:
+            process = model.processFramesBatch
+
+            def process_and_search(frames):
+                crf, ctx = process(frames)
+                on_window(crf, ctx)
+                return crf, ctx
+
+            model.processFramesBatch = process_and_search
+        try:
+            return model.transcribe(x, stepInSecond=self.options.hop_seconds,
+                                    segmentSizeInSecond=self.options.segment_seconds)
+        finally:
+            model.__dict__.pop("processFramesBatch", None)
 
     def transcribe(self, audio: Path, out_midi: Path, *, notes_csv: Path | None = None) -> None:
         self._transcribe(audio, out_midi, notes_csv)
