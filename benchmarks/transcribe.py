@@ -14,9 +14,11 @@ Sets (ground truth in brackets):
 Scores are means over the files of a set (as in the Onsets & Frames papers); speed is seconds of audio per
 second of wall time for ``transcribe()`` (audio loading included, after one warm-up call on the shortest file that
 loads the model); each backend runs in its own process, whose peak resident memory is reported.
-Renders and excerpts are cached in ``--cache``. Run:
-``.venv/bin/python benchmarks/transcribe.py [--backends transkun,onsets-frames,basic-pitch] [--pieces 10]
-[--seconds 120] [--maps-seconds 30]``.
+By default every installed backend runs, and transkun twice: its fast path (the default) and
+``transkun:path=reference`` (transkun's own inference code), side by side. Renders and excerpts are cached in
+``--cache``. Run:
+``.venv/bin/python benchmarks/transcribe.py [--backends transkun,transkun:path=reference,onsets-frames,basic-pitch]
+[--pieces 10] [--seconds 120] [--maps-seconds 30]``.
 Prints a rich table (stderr) and one JSON line (stdout).
 """
 
@@ -186,6 +188,8 @@ def main() -> None:
                         default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     args = parser.parse_args()
     backends = args.backends.split(",") if args.backends else get_registry("transcriber").names()
+    if not args.backends and "transkun" in backends:  # the fast path against the shipped reference path
+        backends.insert(backends.index("transkun") + 1, "transkun:path=reference")
     items = maps_items(args.shared, args.maps_seconds, args.cache) + excerpt_items(args.shared)
     if args.pieces:
         items += rendered_items(args.shared, args.pieces, args.seconds, args.cache, args.soundfont)

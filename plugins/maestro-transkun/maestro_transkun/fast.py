@@ -8,7 +8,9 @@ cycles it wastes on CPU taken out.
   scaled by the interval length in place, instead of transkun's einsum, full diagonal matrix and two copies.
 - Decoding: the semi-CRF's Viterbi pass and back-tracking compiled with numba (cached on disk), instead of a
   TorchScript loop that copies the whole score matrix first.
-- Audio: the windows are cut from the recording as it is, instead of from a padded copy of all of it.
+- Audio: the windows are cut from the recording as it is, instead of from a padded copy of all of it; the last
+  window when it holds only the padding after the end is skipped (the packaged model decodes no interval in
+  digital silence: tests/test_transkun_fast.py).
 
 The window loop and the merging of notes across windows follow ``TransKun.transcribe`` (transkun 2.0.1, MIT
 licence, Yujia Yan) line by line, so both paths give the same notes up to float rounding.
@@ -208,6 +210,8 @@ def transcribe(model, audio: np.ndarray, hop_seconds: float, segment_seconds: fl
     for i in range(0, total, step):
         window = np.zeros(segment, np.float32)  # x[:, i:i + segment] of the padded recording, zeros past its end
         lo, hi = max(i - pad, 0), min(i + segment - pad, len(audio))
+        if hi <= lo and on_window is None:  # pure padding past the end: the model finds no note in silence
+            continue
         if hi > lo:
             window[lo - (i - pad):hi - (i - pad)] = audio[lo:hi]
         frames = makeFrame(torch.from_numpy(window).unsqueeze(0).to(device), hop, model.windowSize)
