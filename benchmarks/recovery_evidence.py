@@ -34,8 +34,8 @@ def main() -> None:
 
     from maestro_cli.align import informed
     from maestro_cli.align.note_matching import extrapolated
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.registry import create_backend
+    from maestro_cli.symbolic.midi import read_midi
 
     aligner, folder = create_backend("aligner", None, []), Path(tempfile.mkdtemp())
     rng, rows = np.random.default_rng(0), []
@@ -43,7 +43,7 @@ def main() -> None:
         blind = cached(args.cache, args.backend, args.option, 0, piece)  # whole recordings
         saved = np.load(blind.with_suffix(".npz"))
         found, confidence = saved["notes"], saved["confidence"]
-        played = read_performance(blind)
+        played = read_midi(blind).piano_notes()
         fresh = np.array([not informed._same_event(note, played) for note in found], bool)
 
         def evidence(pitch: int, t: float) -> float:

@@ -14,8 +14,7 @@ from helpers import run_maestro
 
 from maestro_cli.audio.io import load_audio
 from maestro_cli.metrics.transcription import evaluate_notes, read_sustain
-from maestro_cli.symbolic.midi import write_midi
-from maestro_cli.symbolic.notes import read_notes
+from maestro_cli.symbolic.midi import read_notes, write_midi
 
 pytest.importorskip("maestro_transkun")
 pytest.importorskip("transkun")
