@@ -1,4 +1,4 @@
-"""The house plan (DESIGN.md): domain code never imports the CLI, nothing imports back up the layers, no cycles."""
+"""The house plan (docs/architecture.md): domain code never imports the CLI, nothing imports back up the layers, no cycles."""
 
 from __future__ import annotations
 
