@@ -26,12 +26,13 @@ from rich.table import Table
 
 from maestro_cli.data.maestro import open_dataset
 from maestro_cli.metrics import generation as gm
+from maestro_cli.symbolic.midi import read_midi
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def ours(path: Path) -> dict[str, np.ndarray]:
-    notes = gm.load_notes(path)
+    notes = read_midi(path).sounding()
     return {name: feature.sample(notes) for name, feature in gm.FEATURES.items()}
 
 
@@ -71,7 +72,8 @@ def main() -> None:
                 extract(path)
                 seconds[name] += time.perf_counter() - start
     half = len(paths) // 2
-    summary = gm.compare([gm.load_notes(p) for p in paths[:half]], [gm.load_notes(p) for p in paths[half:]])["summary"]
+    pieces = [read_midi(p).sounding() for p in paths]
+    summary = gm.compare(pieces[:half], pieces[half:])["summary"]
     result = {"benchmark": "evaluate-generation", "files": len(paths),
               "ours_pieces_per_s": len(paths) / seconds["ours"],
               "pretty_midi_pieces_per_s": len(paths) / seconds["pretty_midi"],

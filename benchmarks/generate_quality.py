@@ -29,7 +29,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from maestro_cli.data.maestro import read_metadata  # noqa: E402
-from maestro_cli.symbolic.midi import midi_notes, read_midi  # noqa: E402
+from maestro_cli.symbolic.midi import read_midi  # noqa: E402
 from maestro_cli.symbolic.pedal import apply_sustain  # noqa: E402
 from maestro_cli.tokens import performance as events  # noqa: E402
 
@@ -45,7 +45,7 @@ def generate(composer: str, pieces: int, seed: int, guidance: float, max_hold: f
     generator = TransformerGenerator(TransformerOptions(device="cpu", threads=threads, max_hold=max_hold))
     request = GenerationRequest(composer=composer, n=pieces, seconds=30.0, seed=seed, guidance=guidance,
                                 checkpoint=checkpoint)
-    return [midi_notes(midi) for midi in generator.generate(request)]
+    return [read_midi(midi).sounding() for midi in generator.generate(request)]
 
 
 def long_share(pieces: list[np.ndarray]) -> dict:
@@ -61,7 +61,7 @@ def real_test_durations(root: Path) -> dict:
     key, pedal = [], []
     for row in read_metadata(root / "maestro-v3.0.0.csv"):
         if row["split"] == "test":
-            notes, pedals = read_midi(root / row["midi_filename"])
+            notes, pedals = (midi := read_midi(root / row["midi_filename"])).notes, midi.pedal()
             key.append(notes)
             pedal.append(events.events_to_notes(events.notes_to_events(apply_sustain(notes, pedals))))
     return {"key (no pedal)": long_share(key), "pedal folded in": long_share(pedal)}

@@ -16,7 +16,7 @@ played-side findings, recall over the perturbations.
 
 A score of another piece: each transcription aligned to the next excerpt's score gives the confidence of a
 mismatch. Cost: CPU seconds of the transcription per second of audio, and of the alignment + combination.
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend transkun] [-o threads=1]
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend transkun] [-O threads=1]
 [--seconds 30|0] [--after S] [--cache DIR] [--no-candidates]``: transcribers with candidates
 (:class:`maestro_cli.protocols.CandidateTranscriber`) hand them to the combination unless ``--no-candidates``;
 ``--cache`` keeps each transcription (and its candidates) and reuses it. Prints a table (stderr) and one JSON line
@@ -48,9 +48,9 @@ def amaps_files(data: Path, piece: str) -> tuple[Path, Path]:
 
 def reference(data: Path, piece: str, seconds: float) -> np.ndarray:
     """Ground-truth note list of the excerpt: A-MAPS MIDI, sustain applied, onsets inside, offsets clipped."""
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
-    notes = read_midi_notes(amaps_files(data, piece)[0])
+    notes = read_midi(amaps_files(data, piece)[0]).sounding()
     notes = notes[notes["start_s"] < seconds - 0.1]
     notes["end_s"] = np.minimum(notes["end_s"], seconds)
     return notes
@@ -62,7 +62,7 @@ def flattened_notes(data: Path, piece: str, seconds: float) -> tuple[np.ndarray,
     from maestro_cli.symbolic.midi import read_midi
 
     midi, annotation = amaps_files(data, piece)
-    notes, _ = read_midi(midi)
+    notes = read_midi(midi).notes
     notes = notes[notes["start_s"] < seconds - 0.1]
     notes = notes[np.lexsort((notes["pitch"], notes["start_s"]))]
     rows = [line.split("\t") for line in annotation.read_text().splitlines() if line.strip()]
@@ -182,10 +182,9 @@ def main() -> None:
     from rich.table import Table
 
     from maestro_cli.align import informed
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.metrics.transcription import evaluate_notes
     from maestro_cli.registry import create_backend
-    from maestro_cli.symbolic.midi import read_midi, read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
     from maestro_cli.symbolic.pedal import apply_sustain
     from maestro_cli.symbolic.scores import read_score
 
@@ -225,7 +224,7 @@ def main() -> None:
         def evaluated(est: np.ndarray) -> dict:
             return evaluate_notes(ref, est[(est["start_s"] >= args.after) & (est["start_s"] < seconds - 0.1)])
 
-        scored = evaluated(read_midi_notes(blind))
+        scored = evaluated(read_midi(blind).sounding())
         rows.append({"piece": piece, "score": "none (blind)", **scored})
         notes, positions, signatures, spb = flattened_notes(args.data, piece, seconds)
         variants = {"flattened": (positions, notes["pitch"].astype(np.int64), notes[:0], [])}
@@ -237,12 +236,12 @@ def main() -> None:
             scores.setdefault(piece, path)
             start = time.process_time()
             alignment = aligner.align(blind, path, kind="midi")
-            matched = informed.note_alignment(alignment, read_performance(blind))
+            matched = informed.note_alignment(alignment, read_midi(blind).piano_notes())
             result = informed.informed(matched, np.asarray(alignment.score_times, float),
                                        np.asarray(alignment.performance_times, float), candidates,
                                        recover=informed.RECOVER if args.recover is None else args.recover)
             cpu_inform += time.process_time() - start
-            _, pedals = read_midi(blind)
+            pedals = read_midi(blind).pedal()
             est = apply_sustain(result.notes, pedals)
             row = {"piece": piece, "score": name, "confidence": result.confidence,
                    **evaluated(est), **result.counts}
@@ -255,7 +254,7 @@ def main() -> None:
     for k, piece in enumerate(pieces if len(pieces) > 1 else []):  # another piece's score
         other = scores[pieces[(k + 1) % len(pieces)]]
         matched = informed.note_alignment(aligner.align(transcriptions[piece], other, kind="midi"),
-                                          read_performance(transcriptions[piece]))
+                                          read_midi(transcriptions[piece]).piano_notes())
         rows.append({"piece": piece, "score": f"other piece ({other.name.split('.')[0]})",
                      "confidence": matched.f_measure()})
 

@@ -2,7 +2,7 @@
 against the perturbed score's wrong notes, per confidence bin (what a candidate floor for recovery should separate).
 
 Reads the whole-recording transcriptions and candidates that ``informed_transcription.py --seconds 0 --cache DIR``
-keeps, made with a low candidate floor, e.g. ``-o candidate_floor=0.002``; builds the same flattened and perturbed
+keeps, made with a low candidate floor, e.g. ``-O candidate_floor=0.002``; builds the same flattened and perturbed
 scores and alignments. A left-out score note's evidence is the highest confidence of a candidate of its pitch within
 ``informed.SEARCH_S`` of its aligned onset that is not a transcribed note (0 without one). Prints, for the pieces
 the floors were chosen on, the others, the first 30 s and the rest: played and wrong left-out notes per bin, and
@@ -34,8 +34,8 @@ def main() -> None:
 
     from maestro_cli.align import informed
     from maestro_cli.align.note_matching import extrapolated
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.registry import create_backend
+    from maestro_cli.symbolic.midi import read_midi
 
     aligner, folder = create_backend("aligner", None, []), Path(tempfile.mkdtemp())
     rng, rows = np.random.default_rng(0), []
@@ -43,7 +43,7 @@ def main() -> None:
         blind = cached(args.cache, args.backend, args.option, 0, piece)  # whole recordings
         saved = np.load(blind.with_suffix(".npz"))
         found, confidence = saved["notes"], saved["confidence"]
-        played = read_performance(blind)
+        played = read_midi(blind).piano_notes()
         fresh = np.array([not informed._same_event(note, played) for note in found], bool)
 
         def evidence(pitch: int, t: float) -> float:

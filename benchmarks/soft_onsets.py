@@ -55,7 +55,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
     spec = importlib.util.spec_from_file_location("informed_transcription", HERE / "informed_transcription.py")
     bench = importlib.util.module_from_spec(spec)
@@ -66,7 +66,7 @@ def main() -> None:
                                      dtype="float32")
         audio = audio.mean(axis=1) if audio.ndim > 1 else audio
         ref = bench.reference(bench.DATA, piece, args.seconds)
-        est = read_midi_notes(args.transcriptions.format(piece=piece))
+        est = read_midi(args.transcriptions.format(piece=piece)).sounding()
         energy = {}
         found = []
         for note in ref:

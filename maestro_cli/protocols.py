@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
+#: Classifier-free guidance weight of generation requests (2: the composer audible at twice the compute).
+DEFAULT_GUIDANCE = 2.0
 
 @dataclass
 class Alignment:
@@ -52,7 +54,7 @@ class GenerationRequest:
     seed: int = 0
     primer: Path | None = None
     checkpoint: Path | None = None
-    guidance: float = 1.0  # classifier-free guidance weight (1: plain conditional sampling)
+    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance weight W (1: plain conditional sampling)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class TrainRequest:
     steps: int | None
     resume: bool
     device: str
-    options: list[str]  # -o key=value, validated by the backend against its training config
+    options: list[str]  # -O key=value, validated by the backend against its training config
     report: Any = None  # the training loop's reporter (begin/step/note/end); None: plain lines on stderr
 
 

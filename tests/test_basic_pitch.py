@@ -13,7 +13,8 @@ from helpers import run_maestro
 
 from maestro_cli.audio.io import load_audio
 from maestro_cli.metrics.transcription import evaluate_notes
-from maestro_cli.symbolic.notes import from_rows, read_notes, to_rows
+from maestro_cli.symbolic.midi import read_notes
+from maestro_cli.symbolic.notes import from_rows, to_rows
 
 pytest.importorskip("maestro_basic_pitch")
 pytest.importorskip("basic_pitch")
@@ -119,9 +120,9 @@ def test_thresholds_are_options(maps_clip):
 
 
 def test_bad_options_are_usage_errors():
-    result = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-o", "onset_threshold=2")
+    result = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-O", "onset_threshold=2")
     assert result.code == 2 and "onset_threshold must be between 0 and 1" in result.stderr
-    unknown = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-o", "treshold=0.4")
+    unknown = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-O", "treshold=0.4")
     assert unknown.code == 2 and "unknown option 'treshold'" in unknown.stderr and "frame_threshold" in unknown.stderr
 
 

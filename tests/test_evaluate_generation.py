@@ -12,6 +12,7 @@ from helpers import run_maestro, write_midi
 
 from maestro_cli.backends.generation_metrics import reference_records
 from maestro_cli.metrics import generation as gm
+from maestro_cli.symbolic.midi import read_midi
 from maestro_cli.symbolic.notes import from_rows, sort_notes
 
 
@@ -61,17 +62,17 @@ def test_feature_samples_on_hand_made_notes():
     assert poly[round(3.0 / step)] == 0 and poly.max() == 2
 
 
-def test_load_notes_applies_sustain(tmp_path):
+def test_sounding_notes_apply_sustain(tmp_path):
     midi = write_midi(tmp_path / "pedal.mid", [(60, 0.0, 0.5, 80), (64, 2.5, 3.0, 80)], pedal=[(0.2, 127), (2.0, 0)])
-    notes = gm.load_notes(midi)
+    notes = read_midi(midi).sounding()
     assert notes["pitch"].tolist() == [60, 64]
     assert gm.durations(notes) == pytest.approx([2.0, 0.5], abs=2e-3)  # held by the pedal until 2.0 s
 
 
 def test_chopin_against_test_split(maestro_root):
     chopin = [r for r in reference_records(maestro_root, "train", 0) if "Chopin" in r.composer][:2]
-    generated = [gm.load_notes(r.midi_path) for r in chopin]
-    reference = [gm.load_notes(r.midi_path) for r in reference_records(maestro_root, "test", 12)]
+    generated = [read_midi(r.midi_path).sounding() for r in chopin]
+    reference = [read_midi(r.midi_path).sounding() for r in reference_records(maestro_root, "test", 12)]
     report = gm.compare(generated, reference)
     for name, row in report["features"].items():
         assert 0 < row["overlap"] <= 1, name
@@ -171,9 +172,9 @@ class CopyTranscriber:
         self.keep_every = keep_every
 
     def transcribe(self, audio, out_midi, *, notes_csv=None):
-        from maestro_cli.symbolic.midi import midi_notes
+        from maestro_cli.symbolic.midi import read_midi
 
-        notes = midi_notes(audio.read_bytes())[::self.keep_every]
+        notes = read_midi(audio.read_bytes()).sounding()[::self.keep_every]
         write_midi(out_midi, [(int(n["pitch"]), n["start_s"], n["end_s"], int(n["velocity"])) for n in notes])
 
 
@@ -301,7 +302,7 @@ def test_checkpoint_nll_on_split(tmp_path):
     import torch
 
     from maestro_cli.models.transformer import Transformer, preset_config
-    from maestro_cli.models.transformer_train import tokenizer_info
+    from maestro_cli.models.transformer_checkpoint import tokenizer_info
     from maestro_cli.tokens import performance as events
 
     torch.manual_seed(0)

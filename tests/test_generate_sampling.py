@@ -13,7 +13,7 @@ from maestro_cli.backends.transformer import TransformerGenerator, TransformerOp
 from maestro_cli.cli.generate import fresh_seed
 from maestro_cli.models.sampling import FLOOR, NoteHold
 from maestro_cli.protocols import GenerationRequest
-from maestro_cli.symbolic.midi import midi_notes
+from maestro_cli.symbolic.midi import read_midi
 from maestro_cli.tokens import performance as events
 from tests.helpers import run_maestro
 
@@ -21,12 +21,12 @@ torch.set_num_threads(1)
 
 
 def generate(max_hold: float = 12.0, **kwargs) -> list[bytes]:
-    request = GenerationRequest(**{"composer": "Chopin", "n": 2, "seconds": 4.0, "seed": 1, **kwargs})
+    request = GenerationRequest(**{"composer": "Chopin", "n": 2, "seconds": 4.0, "seed": 1, "guidance": 1.0, **kwargs})
     return TransformerGenerator(TransformerOptions(device="cpu", threads=1, max_hold=max_hold)).generate(request)
 
 
 def durations(pieces: list[bytes]) -> np.ndarray:
-    return np.concatenate([n["end_s"] - n["start_s"] for n in map(midi_notes, pieces)])
+    return np.concatenate([n["end_s"] - n["start_s"] for n in (read_midi(piece).sounding() for piece in pieces)])
 
 
 def test_note_hold_raises_then_forces_the_note_off():
@@ -75,7 +75,7 @@ def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
     runs = []
     for _ in range(2):
         result = run_maestro("generate", "-c", "chopin", "--seconds", "1", "--json", "--out-dir", str(tmp_path),
-                             "-o", "threads=1")
+                             "-O", "threads=1")
         assert result.code == 0, result.stderr
         record = json.loads(result.stdout)
         assert f"seed {record['seed']} (pass --seed {record['seed']} to reproduce)" in result.stderr
@@ -83,6 +83,6 @@ def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
         runs.append(record)
     assert runs[0]["seed"] != runs[1]["seed"] and runs[0]["path"] != runs[1]["path"]
     again = run_maestro("generate", "-c", "chopin", "--seconds", "1", "--seed", str(runs[0]["seed"]),
-                        "--out-dir", str(tmp_path / "again"), "-o", "threads=1")
+                        "--out-dir", str(tmp_path / "again"), "-O", "threads=1")
     assert again.code == 0 and "seed" not in again.stderr
     assert Path(again.stdout.strip()).read_bytes() == Path(runs[0]["path"]).read_bytes()

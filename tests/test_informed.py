@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 
 PIECE, OTHER = "MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_9_ENSTDkAm"
 SECONDS = 15.0
-OPTIONS = ("-b", "onsets-frames", "-o", "onset_threshold=0.2", "-o", "threads=1")
+OPTIONS = ("-b", "onsets-frames", "-O", "onset_threshold=0.2", "-O", "threads=1")
 # measured on this excerpt: informed 0.974 (0.963 with the former candidate floor 0.05, 0.860 from the transcription's
 # notes alone, without the candidates), blind (default threshold) 0.727; a regression falls below
 FLOOR, FLOOR_GAIN = 0.92, 0.005
@@ -51,9 +51,9 @@ def excerpt(shared_data, tmp_path_factory):
 
 def _f1(excerpt, midi) -> float:
     from maestro_cli.metrics.transcription import evaluate_notes
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
-    est = read_midi_notes(midi)
+    est = read_midi(midi).sounding()
     return evaluate_notes(excerpt["ref"], est[est["start_s"] < SECONDS - 0.1])["note_f1"]
 
 
@@ -65,7 +65,7 @@ def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     assert result.stdout.strip() == str(out)
     blind = tmp_path / "blind.mid"
     blind_run = run_maestro("transcribe", str(excerpt["wav"]), "-o", str(blind), "-b", "onsets-frames",
-                            "-o", "threads=1")
+                            "-O", "threads=1")
     assert blind_run.code == 0, blind_run.stderr
     informed, plain = _f1(excerpt, out), _f1(excerpt, blind)
     assert informed >= FLOOR and informed > plain + 0.03, (informed, plain)
@@ -75,7 +75,7 @@ def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
 
 
 def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
     out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
     result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["other"]), "-o", str(out),
@@ -85,7 +85,7 @@ def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
     assert "blind transcription" in result.stderr and not report.exists()
     blind = tmp_path / "blind.mid"
     assert run_maestro("transcribe", str(excerpt["wav"]), "-o", str(blind), *OPTIONS).code == 0
-    played, expected = read_midi_notes(out), read_midi_notes(blind)
+    played, expected = read_midi(out).sounding(), read_midi(blind).sounding()
     assert np.array_equal(played["pitch"], expected["pitch"])
     np.testing.assert_allclose(played["start_s"], expected["start_s"], atol=2e-3)
     np.testing.assert_allclose(played["end_s"], expected["end_s"], atol=2e-3)
@@ -128,15 +128,15 @@ def test_candidates_confirm_left_out_score_notes(excerpt, tmp_path):
     """onsets-frames' candidates hold every note it decided on, and searching them near the score's notes beats the
     blind transcription's notes alone; its default candidate floor (0.005) beats the former 0.05."""
     from maestro_cli.align import informed
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.backends.onsets_frames import CANDIDATE_FLOOR
     from maestro_cli.metrics.transcription import evaluate_notes
     from maestro_cli.registry import create_backend
+    from maestro_cli.symbolic.midi import read_midi
 
     options = ["onset_threshold=0.2", "threads=1"]
     found, confidence = create_backend("transcriber", "onsets-frames", options).transcribe_candidates(
         excerpt["wav"], tmp_path / "blind.mid")
-    blind = read_performance(tmp_path / "blind.mid")
+    blind = read_midi(tmp_path / "blind.mid").piano_notes()
     assert len(found) == len(confidence) > len(blind) and np.all((confidence >= CANDIDATE_FLOOR) & (confidence <= 1))
     assert np.any(confidence < 0.05)
     for note in blind:

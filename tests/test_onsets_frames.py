@@ -121,13 +121,13 @@ def test_chunk_borders_neither_split_nor_duplicate_notes():
 def clip(maestro_root):
     """Ten seconds of a MAESTRO performance rendered with the default soundfont, and its notes."""
     from maestro_cli.audio.synth import render_midi_to_array
-    from maestro_cli.models.onsets_frames_data import _midi_bytes, excerpt
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.models.onsets_frames_data import excerpt
+    from maestro_cli.symbolic.midi import midi_bytes, read_midi
 
     midi = sorted((maestro_root / "2004").glob("*.midi"))[0]
-    notes = excerpt(read_midi_notes(midi), 30.0, 10.0)
+    notes = excerpt(read_midi(midi).sounding(), 30.0, 10.0)
     notes = notes[notes["start_s"] >= 0]
-    audio = render_midi_to_array(_midi_bytes(notes, 0, 0.0), None, of.SAMPLE_RATE, tail=0.0)[:160000]
+    audio = render_midi_to_array(midi_bytes(notes), None, of.SAMPLE_RATE, tail=0.0)[:160000]
     return np.pad(audio, (0, 160000 - len(audio))), notes
 
 
@@ -180,8 +180,7 @@ def test_checkpoint_round_trip_and_backend(overfit, clip, tmp_path):
 
     from maestro_cli.backends.onsets_frames import OnsetsFramesOptions, OnsetsFramesTranscriber
     from maestro_cli.metrics.transcription import evaluate_notes
-    from maestro_cli.symbolic.midi import read_midi_notes
-    from maestro_cli.symbolic.notes import read_notes
+    from maestro_cli.symbolic.midi import read_midi, read_notes
 
     model, (audio, notes) = overfit[0], clip
     oft.save_atomic(of.checkpoint_dict(model, step=7), tmp_path / "model.pt")
@@ -192,9 +191,9 @@ def test_checkpoint_round_trip_and_backend(overfit, clip, tmp_path):
     soundfile.write(tmp_path / "clip.wav", audio, of.SAMPLE_RATE)
     backend = OnsetsFramesTranscriber(OnsetsFramesOptions(checkpoint=str(tmp_path), chunk_seconds=5, threads=1))
     backend.transcribe(tmp_path / "clip.wav", tmp_path / "clip.mid", notes_csv=tmp_path / "clip.csv")
-    assert evaluate_notes(notes, read_midi_notes(tmp_path / "clip.mid", sustain=False))["note_f1"] >= 0.9
+    assert evaluate_notes(notes, read_midi(tmp_path / "clip.mid").notes)["note_f1"] >= 0.9
     assert np.allclose(to_rows(read_notes(tmp_path / "clip.csv"))[:, [0, 2, 3]],
-                       to_rows(read_midi_notes(tmp_path / "clip.mid", sustain=False))[:, [0, 2, 3]], atol=2e-3)
+                       to_rows(read_midi(tmp_path / "clip.mid").notes)[:, [0, 2, 3]], atol=2e-3)
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):
@@ -261,9 +260,9 @@ def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestr
 
     out, cache = tmp_path / "run", tmp_path / "cache"
     first = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(out), "--steps", "2",
-                        "-o", "synthesize=true", "-o", f"cache={cache}", "-o", "preset=tiny", "-o", "max_pieces=2",
-                        "-o", "excerpts_per_piece=1", "-o", "validation_pieces=1", "-o", "batch_size=2",
-                        "-o", "seq_frames=64", "-o", "excerpt_seconds=4")
+                        "-O", "synthesize=true", "-O", f"cache={cache}", "-O", "preset=tiny", "-O", "max_pieces=2",
+                        "-O", "excerpts_per_piece=1", "-O", "validation_pieces=1", "-O", "batch_size=2",
+                        "-O", "seq_frames=64", "-O", "excerpt_seconds=4")
     assert first.code == 0, first.stderr
     assert first.stdout.strip() == str(out / "best.pt")
     assert len(list((cache / "train").glob("*.npz"))) == 2 and len(list((cache / "validation").glob("*.npz"))) == 1
@@ -277,7 +276,7 @@ def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestr
     assert state["step"] == 3 and state["train_config"]["preset"] == "tiny"
     assert state["train_config"]["cache"] == str(cache) and not (out / "data").exists()
     bad = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(tmp_path / "x"),
-                      "-o", "presett=tiny")
+                      "-O", "presett=tiny")
     assert bad.code == 2 and "unknown option 'presett'" in bad.stderr
 
 

@@ -18,8 +18,9 @@ from maestro_cli.metrics.transcription import (
     pedal_intervals,
     read_sustain,
 )
+from maestro_cli.symbolic.midi import read_notes
 from maestro_cli.symbolic.midi import write_midi as write_note_midi
-from maestro_cli.symbolic.notes import NOTE_DTYPE, from_rows, read_notes, to_rows, write_notes_csv
+from maestro_cli.symbolic.notes import NOTE_DTYPE, from_rows, to_rows, write_notes_csv
 
 # onset, offset, pitch, velocity: four 1 s notes, 0.5 s apart, on different pitches
 REF = from_rows([[0.0, 1.0, 60, 20], [0.5, 1.5, 64, 40], [1.0, 2.0, 67, 60], [1.5, 2.5, 72, 80]])

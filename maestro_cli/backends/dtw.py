@@ -12,7 +12,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class DTWOptions:
-    """Options of the ``dtw`` aligner (``-o key=value``)."""
+    """Options of the ``dtw`` aligner (``-O key=value``)."""
 
     alpha: float = 0.5  # weight of the chroma cost against the onset cost at full resolution
     open_ends: bool = True  # let the path skip leading/trailing noise or applause in the performance
@@ -52,10 +52,10 @@ class DTWAligner:
 
             audio = load_audio(performance, sync_features.SAMPLE_RATE)
             return sync_features.audio_features(audio, performance), None
-        from maestro_cli.align.notes import read_performance
+        from maestro_cli.symbolic.midi import read_midi
 
-        features = sync_features.note_features(sync_features.read_notes(performance))
-        return features, read_performance(performance)
+        midi = read_midi(performance)
+        return sync_features.note_features(midi.piano_notes(sustain=True)), midi.piano_notes()
 
     def _align(self, performance_side, score, kind: str):
         from maestro_cli.align import dtw

@@ -16,7 +16,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class MidiTokOptions:
-    """``-o scheme=remi|midilike -o positions_per_beat=8``."""
+    """``-O scheme=remi|midilike -O positions_per_beat=8``."""
 
     scheme: Literal["remi", "midilike"] = "remi"
     positions_per_beat: int = 8  # time resolution of the first 4 beats (half of it up to 12 beats)
@@ -72,14 +72,14 @@ class MidiTokTokenizer:
         import numpy as np
 
         from maestro_cli.errors import MaestroError
-        from maestro_cli.symbolic.midi import midi_notes, notes_to_score
+        from maestro_cli.symbolic.midi import midi_score, read_midi
         from maestro_cli.tokens.performance import COMPOSER, composer_token
 
-        notes = midi_notes(midi)
+        notes = read_midi(midi).sounding()
         if len(notes) == 0:
             raise MaestroError("MIDI file has no notes", midi)
         vocab = self.tokenizer.vocab
-        sequences = self.tokenizer.encode(notes_to_score(notes))
+        sequences = self.tokenizer.encode(midi_score(notes))
         body = (sequences[0] if isinstance(sequences, list) else sequences).ids
         head = [vocab["BOS_None"]]
         if composer is not None:
@@ -104,4 +104,4 @@ class MidiTokTokenizer:
 @hookimpl
 def register_tokenizers(register):
     register("miditok", MidiTokTokenizer, options=MidiTokOptions, aliases=("remi",),
-             description="MidiTok REMI or MIDI-Like (-o scheme=remi|midilike); needs miditok (imports torch)")
+             description="MidiTok REMI or MIDI-Like (-O scheme=remi|midilike); needs miditok (imports torch)")

@@ -24,7 +24,7 @@ NOT_FOUND = "fluidsynth not found; install it (e.g. apt-get install fluidsynth) 
 
 @dataclass
 class FluidsynthOptions:
-    """``-o key=value`` options of the ``fluidsynth`` renderer."""
+    """``-O key=value`` options of the ``fluidsynth`` renderer."""
 
     gain: float = 1.0  #: FluidSynth's synth.gain (0..10); float output never clips before normalisation
     tail: float = 1.0  #: seconds kept after the last note ends
@@ -56,12 +56,13 @@ class FluidsynthRenderer:
         import numpy as np
         import soundfile
 
-        from maestro_cli.audio.synth import normalise, read_score, score_events
+        from maestro_cli.audio.synth import normalise, score_events
+        from maestro_cli.symbolic.midi import parse_midi
 
         options = self.options
         if options.channels not in (1, 2):
             raise MaestroError(f"channels must be 1 or 2, not {options.channels}")
-        events, end = score_events(read_score(midi))
+        events, end = score_events(parse_midi(midi, ttype="second"))
         if not events:
             raise MaestroError("no notes to render", midi)
         soundfont = soundfont or default_soundfont()
