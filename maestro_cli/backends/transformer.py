@@ -47,68 +47,12 @@ class TransformerGenerator:
         self.options = options or TransformerOptions()
 
     def generate(self, request) -> list[bytes]:
-        """``request.n`` pieces of about ``request.seconds`` of music, one batch with a KV cache."""
+        """``request.n`` pieces of ``request.seconds`` of music (:func:`maestro_cli.models.sampling.sample_pieces`)."""
         passive_openmp()
-        import numpy as np
-        import torch
+        from maestro_cli.models.sampling import sample_pieces
 
-        from maestro_cli.data.composers import resolve_composer
-        from maestro_cli.errors import MaestroError
-        from maestro_cli.models.runtime import pick_device
-        from maestro_cli.models.sampling import NoteHold
-        from maestro_cli.models.transformer_checkpoint import load_model
-        from maestro_cli.tokens import performance as events
-
-        composer = resolve_composer(request.composer) if request.composer else events.UNKNOWN
-        path = Path(request.checkpoint) if request.checkpoint else default_checkpoint()
-        if self.options.threads > 0:
-            torch.set_num_threads(self.options.threads)
-        try:
-            model, ckpt = load_model(path, pick_device(self.options.device))
-        except ValueError as exc:
-            raise MaestroError(str(exc)) from None
-        except FileNotFoundError as exc:
-            raise MaestroError(str(exc), path) from None
-        except (RuntimeError, KeyError, TypeError) as exc:
-            raise MaestroError(f"not a transformer checkpoint ({type(exc).__name__}: {exc})", path) from None
-        if ckpt.get("tokenizer", {}).get("vocab") != events.vocab():
-            raise MaestroError("checkpoint was trained with another token vocabulary", path)
-        primer = np.zeros(0, np.int64)
-        if request.primer is not None:
-            if not Path(request.primer).is_file():
-                raise MaestroError("primer file not found", request.primer)
-            primer = events.encode_midi(request.primer)[1:-1].astype(np.int64)  # drop START and END
-        context = model.config.max_seq_len // 2 - 2
-        prompt = [events.composer_token(composer), events.START, *primer[-context:].tolist()]
-        device = next(model.parameters()).device
-        prompts = torch.tensor([prompt] * request.n, device=device)
-        unconditional = None
-        if composer != events.UNKNOWN:  # classifier-free guidance contrasts the composer with `unknown`
-            unconditional = prompts.clone()
-            unconditional[:, 0] = events.composer_token(events.UNKNOWN)
-        hold = None
-        if self.options.max_hold > 0:
-            hold = NoteHold(request.n, self.options.max_hold, device=device)
-            for column in prompts[:, 2:].T:  # the primer's notes may still sound
-                hold.update(column)
-        generator = torch.Generator(device=device).manual_seed(request.seed)
-        limit = round(request.seconds * events.STEPS_PER_SECOND)
-        elapsed = torch.zeros(request.n, dtype=torch.long, device=device)
-
-        def stop(tokens: torch.Tensor) -> torch.Tensor:
-            shift = (tokens >= events.TIME_SHIFT) & (tokens < events.VELOCITY)
-            elapsed.add_(torch.where(shift, tokens - events.TIME_SHIFT + 1, 0))
-            return (tokens == events.END) | (elapsed >= limit)
-
-        banned = [events.PAD, events.START, *range(events.COMPOSER, events.VOCAB_SIZE)]
-        new = model.generate(prompts, max_new=int(request.seconds * 200) + 64, temperature=request.temperature,
-                             top_k=request.top_k, top_p=request.top_p, generator=generator, banned=banned, stop=stop,
-                             unconditional=unconditional, guidance=request.guidance, constraint=hold)
-        pieces = []
-        for tokens in new:
-            body = [t for t in tokens if t != events.END]
-            pieces.append(events.decode_to_midi(np.array([*primer.tolist(), *body], np.int64)))
-        return pieces
+        checkpoint = Path(request.checkpoint) if request.checkpoint else default_checkpoint()
+        return sample_pieces(request, checkpoint, self.options.device, self.options.threads, self.options.max_hold)
 
     def train(self, request) -> Path:
         """``maestro train transformer``: options validated against :class:`TrainConfig`.

@@ -1,4 +1,5 @@
-"""Sampling-time constraints on performance-event sequences (torch imported by the caller).
+"""Sampling performances from a generator checkpoint (:func:`sample_pieces`, what ``maestro generate`` runs), and
+the sampling-time constraint on performance-event sequences (torch imported lazily).
 
 :class:`NoteHold` ends stuck notes while sampling. A model with a finite context loses track of a note whose
 note-on slid out of its window (and even inside the window it sometimes never emits the note-off), so a key
@@ -13,6 +14,8 @@ durations as the tokens encode them): 99.5 % of notes end within 4.9 s, 99.9 % w
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from maestro_cli.tokens import performance as events
 
@@ -79,3 +82,66 @@ class NoteHold:
             allowed[:, events.NOTE_OFF:events.TIME_SHIFT] = at_cap
             logits[forced] = logits[forced].masked_fill(~allowed[forced], -float("inf"))
         return logits
+
+
+def sample_pieces(request, checkpoint: Path, device: str = "auto", threads: int = 2,
+                  max_hold: float = MAX_HOLD_S) -> list[bytes]:
+    """``request.n`` pieces (MIDI bytes) of about ``request.seconds`` of music sampled from ``checkpoint`` in one
+    batch with a KV cache (``request``: :class:`maestro_cli.protocols.GenerationRequest`): the composer's token,
+    START and the primer's last half context as the prompt, classifier-free guidance against the ``unknown``
+    composer, :class:`NoteHold` with ``max_hold`` seconds (0: none), rows ending at END or after the seconds asked.
+    """
+    import numpy as np
+    import torch
+
+    from maestro_cli.data.composers import resolve_composer
+    from maestro_cli.errors import MaestroError
+    from maestro_cli.models.runtime import pick_device
+    from maestro_cli.models.transformer_checkpoint import load_model
+
+    composer = resolve_composer(request.composer) if request.composer else events.UNKNOWN
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        model, ckpt = load_model(checkpoint, pick_device(device))
+    except ValueError as exc:
+        raise MaestroError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise MaestroError(str(exc), checkpoint) from None
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise MaestroError(f"not a transformer checkpoint ({type(exc).__name__}: {exc})", checkpoint) from None
+    if ckpt.get("tokenizer", {}).get("vocab") != events.vocab():
+        raise MaestroError("checkpoint was trained with another token vocabulary", checkpoint)
+    primer = np.zeros(0, np.int64)
+    if request.primer is not None:
+        if not Path(request.primer).is_file():
+            raise MaestroError("primer file not found", request.primer)
+        primer = events.encode_midi(request.primer)[1:-1].astype(np.int64)  # drop START and END
+    context = model.config.max_seq_len // 2 - 2
+    prompt = [events.composer_token(composer), events.START, *primer[-context:].tolist()]
+    on = next(model.parameters()).device
+    prompts = torch.tensor([prompt] * request.n, device=on)
+    unconditional = None
+    if composer != events.UNKNOWN:  # classifier-free guidance contrasts the composer with `unknown`
+        unconditional = prompts.clone()
+        unconditional[:, 0] = events.composer_token(events.UNKNOWN)
+    hold = None
+    if max_hold > 0:
+        hold = NoteHold(request.n, max_hold, device=on)
+        for column in prompts[:, 2:].T:  # the primer's notes may still sound
+            hold.update(column)
+    generator = torch.Generator(device=on).manual_seed(request.seed)
+    limit = round(request.seconds * events.STEPS_PER_SECOND)
+    elapsed = torch.zeros(request.n, dtype=torch.long, device=on)
+
+    def stop(tokens):
+        shift = (tokens >= events.TIME_SHIFT) & (tokens < events.VELOCITY)
+        elapsed.add_(torch.where(shift, tokens - events.TIME_SHIFT + 1, 0))
+        return (tokens == events.END) | (elapsed >= limit)
+
+    banned = [events.PAD, events.START, *range(events.COMPOSER, events.VOCAB_SIZE)]
+    new = model.generate(prompts, max_new=int(request.seconds * 200) + 64, temperature=request.temperature,
+                         top_k=request.top_k, top_p=request.top_p, generator=generator, banned=banned, stop=stop,
+                         unconditional=unconditional, guidance=request.guidance, constraint=hold)
+    return [events.decode_to_midi(np.array([*primer.tolist(), *(t for t in tokens if t != events.END)], np.int64))
+            for tokens in new]
