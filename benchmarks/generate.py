@@ -7,7 +7,11 @@ rows, ``--events`` events each, from the same weights with the KV cache (one new
 backend on the shipped model (or ``--checkpoint``), 4 pieces x 30 s; without a trained model the small preset
 with random weights samples 30 s x the training split's mean events per second (39.9) per piece.
 
-Run: ``.venv/bin/python benchmarks/generate.py [--threads 2] [--checkpoint DIR]``.
+``--profile-steps N`` profiles N sampling steps of ``maestro generate --composer Chopin -n 4`` (the shipped model,
+default guidance: 8 rows) with torch.profiler instead: operator calls per step and the operators' shares of the
+CPU time (the profile in docs/generate.md).
+
+Run: ``.venv/bin/python benchmarks/generate.py [--threads 2] [--checkpoint DIR] [--profile-steps 100]``.
 Prints rich tables (stderr) and one JSON line (stdout).
 """
 
@@ -83,15 +87,56 @@ def end_to_end(checkpoint: Path | None) -> tuple[float, str]:
     return time.perf_counter() - start, "small preset, random weights"
 
 
+def step_profile(checkpoint: Path | None, steps: int, console: Console) -> dict:
+    """Operator calls per sampling step and each top operator's share of the self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from maestro_cli.backends.transformer import default_checkpoint
+    from maestro_cli.models.sampling import NoteHold
+    from maestro_cli.models.transformer_checkpoint import load_model
+    from maestro_cli.protocols import DEFAULT_GUIDANCE
+
+    model, _ = load_model(checkpoint or default_checkpoint(), "cpu")
+    prompts = torch.tensor([[events.composer_token("Chopin"), events.START]] * 4)
+    unconditional = prompts.clone()
+    unconditional[:, 0] = events.composer_token(events.UNKNOWN)
+    banned = [events.PAD, events.START, *range(events.COMPOSER, events.VOCAB_SIZE)]
+
+    def run(n: int) -> None:
+        model.generate(prompts, n, generator=torch.Generator().manual_seed(0), banned=banned,
+                       unconditional=unconditional, guidance=DEFAULT_GUIDANCE, constraint=NoteHold(len(prompts)))
+
+    run(20)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(steps)
+    averages = [row for row in prof.key_averages() if row.key.startswith("aten::")]
+    total = sum(row.self_cpu_time_total for row in averages)
+    top = sorted(averages, key=lambda row: -row.self_cpu_time_total)[:8]
+    table = Table(title=f"one sampling step, 8 rows ({steps} steps profiled)")
+    for column in ("operator", "calls/step", "share of CPU"):
+        table.add_column(column, justify="right" if column != "operator" else "left")
+    for row in top:
+        table.add_row(row.key, f"{row.count / steps:.0f}", f"{row.self_cpu_time_total / total:.1%}")
+    console.print(table)
+    return {"calls_per_step": round(sum(row.count for row in averages) / steps),
+            "cpu_ms_per_step": round(total / 1000 / steps, 2),
+            "shares": {row.key: round(row.self_cpu_time_total / total, 3) for row in top}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--events", type=int, default=600, help="events per row for the sampling comparison")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--profile-steps", type=int, default=0, help="profile this many sampling steps instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     console = Console(stderr=True)
+    if args.profile_steps:
+        print(json.dumps({"benchmark": "generate-step-profile", "threads": args.threads,
+                          **step_profile(args.checkpoint, args.profile_steps, console)}))
+        return
 
     training = {preset: train_speed(preset, batch, seq, 3)
                 for preset, batch, seq in (("tiny", 16, 128), ("small", 16, 512))}
