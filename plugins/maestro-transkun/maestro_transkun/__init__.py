@@ -3,8 +3,9 @@
 The model is built from its Python classes (``transkun.ModelTransformer.TransKun`` with the packaged ``2.0.conf``)
 and loaded from ``transkun/pretrained/2.0.pt`` with ``weights_only=True``. Audio is read with maestro's own loader
 (any format) and resampled to 44.1 kHz. Transkun transcribes in 16 s windows (8 s hop), one window at a time, so
-the model's memory does not grow with the recording. Notes keep their key releases; the sustain (CC64) and soft
-(CC67) pedals are written as control changes.
+the model's memory does not grow with the recording; by default through :mod:`maestro_transkun.fast` (the same
+notes, less CPU), with option ``path=reference`` through transkun's own ``TransKun.transcribe``. Notes keep their
+key releases; the sustain (CC64) and soft (CC67) pedals are written as control changes.
 
 torchaudio (no build exists for the pinned torch) is only used by transkun to compute its mel filterbank when the
 model is constructed; :func:`_torchaudio_shim` provides exactly that function during construction, and the
