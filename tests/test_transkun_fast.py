@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile
 
 from maestro_cli.audio.io import load_audio
 
@@ -14,7 +15,7 @@ pytest.importorskip("transkun")
 import torch  # noqa: E402
 from maestro_transkun import SAMPLE_RATE, fast  # noqa: E402
 
-from maestro_cli.errors import UsageError  # noqa: E402
+from maestro_cli.errors import MaestroError, UsageError  # noqa: E402
 from maestro_cli.registry import create_backend  # noqa: E402
 
 MAPS = "MAPS_MUS-chpn-p14_ENSTDkAm"
@@ -29,9 +30,11 @@ def audio(shared_data):
 
 
 @pytest.fixture(scope="module")
-def paths(audio):
-    """Notes, pedals and candidates of both paths, and the fast path's plain transcription (which skips the last
-    window, all padding)."""
+def paths(audio, tmp_path_factory):
+    """Notes, pedals and candidates of both paths, and the fast path's plain transcription streamed from a file
+    (which skips the last window, all padding)."""
+    wav = tmp_path_factory.mktemp("transkun-fast") / "clip.wav"
+    soundfile.write(wav, audio, SAMPLE_RATE, subtype="FLOAT")
     results = {}
     for path in ("fast", "reference"):
         transcriber = create_backend("transcriber", "transkun", [f"path={path}"])
@@ -39,7 +42,7 @@ def paths(audio):
         notes, pedals = transcriber.events(audio, candidates)
         results[path] = [notes, pedals, np.concatenate(candidates)]
         if path == "fast":
-            results[path] += transcriber.events(audio)
+            results[path] += transcriber.events(fast.AudioStream(wav, SAMPLE_RATE))
     return results
 
 
@@ -76,6 +79,33 @@ def test_viterbi_kernel_equals_transkun_decoder():
     theirs = viterbiBackward(by_begin.permute(2, 1, 0).contiguous(), torch.zeros(frames - 1, keys), start)
     assert ours == [list(path) for path in theirs]
     assert sum(map(len, ours)) > 50
+
+
+def test_interval_scores_equal_transkun_scorer():
+    """The scores computed a few keys at a time in the decoder's layout are transkun's, bit for bit."""
+    model = create_backend("transcriber", "transkun", ["path=reference"]).model()
+    ctx = torch.randn(1, 90, 300, 256, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        theirs, _ = model.scorer(ctx)
+        assert torch.equal(fast.interval_scores(model.scorer, ctx).score, theirs[:, :, 0, :])
+
+
+def test_stream_reads_what_load_audio_returns(shared_data):
+    """Windows read from the stream (16 kHz FLAC resampled block by block) are load_audio's samples."""
+    flac = shared_data / "maps-disklavier" / "flac" / f"{MAPS}.flac"
+    whole, stream = load_audio(flac, SAMPLE_RATE), fast.AudioStream(flac, SAMPLE_RATE)
+    step, segment, pad = 8 * SAMPLE_RATE, 16 * SAMPLE_RATE, 8 * SAMPLE_RATE
+    for i in range(0, len(whole) + 2 * pad, step):
+        assert np.array_equal(stream.read(max(i - pad, 0), i + segment - pad), whole[max(i - pad, 0):i + segment - pad])
+    assert stream.length == len(whole) and stream.peak == np.max(np.abs(whole))
+
+
+def test_silent_recording_is_an_error(tmp_path):
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    transcriber = create_backend("transcriber", "transkun", ["hop_seconds=16"])
+    with pytest.raises(MaestroError, match="audio is silent"):
+        transcriber.transcribe(silent, tmp_path / "silent.mid")
 
 
 def test_silent_window_has_no_interval():

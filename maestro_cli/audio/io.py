@@ -1,7 +1,7 @@
 """Audio loading shared by every stage: any format libsndfile reads, any rate and channel count in.
 
-``load_audio`` streams the file in blocks through a soxr resampler, so memory stays near the size of the
-output array (a one-hour recording at 16 kHz mono is 230 MB of float32) whatever the source format.
+``load_audio`` streams the file in blocks (:func:`audio_blocks`) through a soxr resampler, so memory stays near
+the size of the output array (a one-hour recording at 16 kHz mono is 230 MB of float32) whatever the source format.
 Problems with the file's content raise :class:`~maestro_cli.errors.MaestroError` naming the file.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -72,13 +73,10 @@ def probe_audio(path: str | Path) -> AudioInfo:
     return AudioInfo(info.samplerate, info.channels, info.frames, info.format)
 
 
-def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_silent: bool = False) -> np.ndarray:
-    """Decode ``path`` to float32 at ``sample_rate`` Hz.
-
-    Returns shape ``(samples,)`` when ``mono`` (channels averaged), else ``(channels, samples)``.
-    Raises :class:`MaestroError` for a missing, empty, unreadable or corrupt file, and for a silent one
-    (peak at or below :data:`SILENCE_PEAK`) unless ``allow_silent``.
-    """
+def audio_blocks(path: str | Path, sample_rate: int, mono: bool = True) -> Iterator[np.ndarray]:
+    """The audio of ``path`` at ``sample_rate`` Hz as consecutive float32 blocks ``(frames, channels)`` (one
+    channel when ``mono``): the samples :func:`load_audio` returns, for callers that stream a long recording.
+    Raises :class:`MaestroError` for a missing, empty, unreadable or corrupt file."""
     import soundfile
     import soxr
 
@@ -88,9 +86,6 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
     resampler = None
     if info.sample_rate != sample_rate:
         resampler = soxr.ResampleStream(info.sample_rate, sample_rate, channels, dtype="float32", quality="HQ")
-    expected = -(-info.frames * sample_rate // info.sample_rate) + 64  # the output length, plus slack
-    audio = np.empty((expected, channels), dtype=np.float32)  # filled in place: peak memory ~ the result
-    filled = 0
     try:
         with soundfile.SoundFile(str(path)) as source:
             while True:
@@ -100,15 +95,32 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
                     block = block.mean(axis=1, keepdims=True, dtype=np.float32)
                 if resampler is not None:
                     block = resampler.resample_chunk(block, last=last).reshape(-1, channels)
-                if filled + len(block) > len(audio):
-                    audio = np.concatenate([audio[:filled], np.empty((len(block) + expected // 8, channels),
-                                                                     dtype=np.float32)])
-                audio[filled:filled + len(block)] = block
-                filled += len(block)
+                yield block
                 if last:
                     break
     except (RuntimeError, soundfile.SoundFileError) as exc:
         raise MaestroError(f"corrupt audio data ({exc})", path) from None
+
+
+def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_silent: bool = False) -> np.ndarray:
+    """Decode ``path`` to float32 at ``sample_rate`` Hz.
+
+    Returns shape ``(samples,)`` when ``mono`` (channels averaged), else ``(channels, samples)``.
+    Raises :class:`MaestroError` for a missing, empty, unreadable or corrupt file, and for a silent one
+    (peak at or below :data:`SILENCE_PEAK`) unless ``allow_silent``.
+    """
+    path = Path(path)
+    info = probe_audio(path)
+    channels = 1 if mono else info.channels
+    expected = -(-info.frames * sample_rate // info.sample_rate) + 64  # the output length, plus slack
+    audio = np.empty((expected, channels), dtype=np.float32)  # filled in place: peak memory ~ the result
+    filled = 0
+    for block in audio_blocks(path, sample_rate, mono):
+        if filled + len(block) > len(audio):
+            audio = np.concatenate([audio[:filled], np.empty((len(block) + expected // 8, channels),
+                                                             dtype=np.float32)])
+        audio[filled:filled + len(block)] = block
+        filled += len(block)
     if not filled:
         raise MaestroError("audio file holds no samples (zero length)", path)
     audio = audio[:filled, 0] if mono else np.ascontiguousarray(audio[:filled].T)

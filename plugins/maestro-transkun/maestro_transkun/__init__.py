@@ -177,8 +177,9 @@ class TranskunTranscriber:
 
     def events(self, audio, candidates: list | None = None) -> tuple:
         """Notes (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`) and pedal spans ``(start_s, end_s, controller)`` of
-        mono 44.1 kHz ``audio``; with a ``candidates`` list, each window's :func:`window_candidates` are appended to
-        it, placed in the recording."""
+        mono 44.1 kHz ``audio`` (an array; on the fast path also a :class:`maestro_transkun.fast.AudioStream`);
+        with a ``candidates`` list, each window's :func:`window_candidates` are appended to it, placed in the
+        recording."""
         import torch
 
         from maestro_cli.symbolic.notes import make_notes
@@ -253,12 +254,20 @@ class TranskunTranscriber:
 
     def _transcribe(self, audio: Path, out_midi: Path, notes_csv: Path | None, candidates: list | None = None):
         """Write the transcription (and its note table); return its notes."""
-        from maestro_cli.audio.io import load_audio
+        from maestro_cli.audio.io import SILENCE_PEAK, load_audio
         from maestro_cli.symbolic.midi import write_midi
         from maestro_cli.symbolic.notes import write_notes_csv
 
         self.model()  # a bad checkpoint fails before the audio is decoded
-        notes, pedals = self.events(load_audio(audio, SAMPLE_RATE), candidates)
+        if self.options.path == "fast":  # streamed: a window of audio in memory, not the recording
+            from maestro_transkun.fast import AudioStream
+
+            stream = AudioStream(audio, SAMPLE_RATE)
+            notes, pedals = self.events(stream, candidates)
+            if stream.peak <= SILENCE_PEAK:
+                raise MaestroError("audio is silent (peak at or below -80 dBFS)", audio)
+        else:
+            notes, pedals = self.events(load_audio(audio, SAMPLE_RATE), candidates)
         controls = [row for start, end, number in pedals for row in ((start, number, 127), (end, number, 0))]
         write_midi(notes, out_midi, controls=controls if self.options.pedals else None)
         if notes_csv is not None:

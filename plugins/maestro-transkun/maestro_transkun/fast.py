@@ -78,18 +78,22 @@ class IntervalScores:
         return paths
 
 
-def interval_scores(scorer, ctx) -> IntervalScores:
-    """``ScaledInnerProductIntervalScorer.forward`` for ``ctx`` ``[1, keys, frames, size]``, keys as the batch."""
+def interval_scores(scorer, ctx, keys_at_once: int = 10) -> IntervalScores:
+    """``ScaledInnerProductIntervalScorer.forward`` for ``ctx`` ``[1, keys, frames, size]``, keys as the batch,
+    ``keys_at_once`` keys at a time (the projections of all 90 keys would hold 190 MB more at once)."""
     import torch
 
     size = scorer.size * scorer.expansionFactor
-    q, k, diag = scorer.map(ctx[0]).split([size, size, 1], dim=-1)
-    q = q / math.sqrt(q.shape[-1])
-    scores = torch.bmm(k, q.transpose(1, 2))  # [key, begin, end]
-    frames = scores.shape[-1]
-    index = torch.arange(frames, device=scores.device)
-    scores.mul_((index.unsqueeze(0) - index.unsqueeze(1)).abs())
-    scores.diagonal(dim1=1, dim2=2).add_(diag[..., 0])
+    n_keys, frames = ctx.shape[1], ctx.shape[2]
+    scores = torch.empty(n_keys, frames, frames, dtype=ctx.dtype, device=ctx.device)  # [key, begin, end]
+    index = torch.arange(frames, device=ctx.device)
+    length = (index.unsqueeze(0) - index.unsqueeze(1)).abs()
+    for lo in range(0, n_keys, keys_at_once):
+        part = scores[lo:lo + keys_at_once]
+        q, k, diag = scorer.map(ctx[0, lo:lo + keys_at_once]).split([size, size, 1], dim=-1)
+        torch.bmm(k, (q / math.sqrt(size)).transpose(1, 2), out=part)
+        part.mul_(length)
+        part.diagonal(dim1=1, dim2=2).add_(diag[..., 0])
     return IntervalScores(scores)
 
 
@@ -182,20 +186,68 @@ def viterbi_kernel():
     return _viterbi
 
 
-def transcribe(model, audio: np.ndarray, hop_seconds: float, segment_seconds: float,
-               on_window: Callable | None = None) -> list:
+class AudioStream:
+    """A mono recording read forward from :func:`maestro_cli.audio.io.audio_blocks`, holding only the samples
+    still to be read (a window and a block), with the checks :func:`~maestro_cli.audio.io.load_audio` makes."""
+
+    def __init__(self, path, sample_rate: int):
+        from maestro_cli.audio.io import audio_blocks
+
+        self.path = path
+        self._blocks = audio_blocks(path, sample_rate)
+        self._buffer = np.zeros(0, np.float32)
+        self._start = 0  # recording index of _buffer[0]
+        self.length: int | None = None  # known once the file is read to its end
+        self.peak = 0.0
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo`` to ``hi`` (fewer past the end); ``lo`` never decreases between calls."""
+        from maestro_cli.errors import MaestroError
+
+        parts = [self._buffer[max(lo - self._start, 0):]]
+        self._start = max(lo, self._start)
+        have = self._start + len(parts[0])
+        while self.length is None and have < hi:
+            block = next(self._blocks, None)
+            if block is None:
+                self.length = have
+                if not have:
+                    raise MaestroError("audio file holds no samples (zero length)", self.path)
+                break
+            block = block[:, 0]
+            if len(block):
+                if not np.isfinite(np.sum(block, dtype=np.float64)):
+                    raise MaestroError("audio holds NaN or infinite samples", self.path)
+                self.peak = max(self.peak, float(np.max(np.abs(block))))
+            parts.append(block)
+            have += len(block)
+        self._buffer = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return self._buffer[lo - self._start:hi - self._start]
+
+
+class _InMemory:
+    """An array as an :class:`AudioStream`."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio, self.length = audio, len(audio)
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        return self.audio[lo:hi]
+
+
+def transcribe(model, audio, hop_seconds: float, segment_seconds: float, on_window: Callable | None = None) -> list:
     """``TransKun.transcribe(x, stepInSecond=hop_seconds, segmentSizeInSecond=segment_seconds)`` of mono
-    ``audio`` (float32 at the model's rate) with windows cut from ``audio`` itself; ``model`` must be
-    :func:`accelerate`-d. ``on_window(crf, ctx)`` sees each window's scores and context. Returns transkun's notes
-    (``pitch`` < 0: pedals)."""
+    ``audio`` (float32 at the model's rate: an array or an :class:`AudioStream`) with windows cut from the audio
+    itself; ``model`` must be :func:`accelerate`-d. ``on_window(crf, ctx)`` sees each window's scores and context.
+    Returns transkun's notes (``pitch`` < 0: pedals)."""
     import torch
     from transkun.Data import resolveOverlapping
     from transkun.Util import makeFrame
 
+    source = _InMemory(audio) if isinstance(audio, np.ndarray) else audio
     fs, hop, device = model.fs, model.hopSize, model.getDevice()
     pad_time = segment_seconds - hop_seconds
     pad = math.ceil(pad_time * fs)
-    total = len(audio) + 2 * pad
     step = math.ceil(hop_seconds * fs / hop) * hop
     segment = math.ceil(segment_seconds * fs)
     last_frame = round(segment / hop)
@@ -207,20 +259,24 @@ def transcribe(model, audio: np.ndarray, hop_seconds: float, segment_seconds: fl
             crf, ctx = model.processFramesBatch(frames)
             on_window(crf, ctx)
             return crf, ctx
-    for i in range(0, total, step):
-        window = np.zeros(segment, np.float32)  # x[:, i:i + segment] of the padded recording, zeros past its end
-        lo, hi = max(i - pad, 0), min(i + segment - pad, len(audio))
-        if hi <= lo and on_window is None:  # pure padding past the end: the model finds no note in silence
+    i = 0
+    while True:  # i over range(0, len(audio) + 2 * pad, step), as the length becomes known
+        lo = max(i - pad, 0)
+        samples = source.read(lo, i + segment - pad)
+        if source.length is not None and i >= source.length + 2 * pad:
+            break
+        i, begin_sample = i + step, i  # the next window's start; this one's
+        if not len(samples) and on_window is None:  # pure padding past the end: no note in silence
             continue
-        if hi > lo:
-            window[lo - (i - pad):hi - (i - pad)] = audio[lo:hi]
+        window = np.zeros(segment, np.float32)  # x[:, i:i + segment] of the padded recording, zeros past its end
+        window[lo - (begin_sample - pad):lo - (begin_sample - pad) + len(samples)] = samples
         frames = makeFrame(torch.from_numpy(window).unsqueeze(0).to(device), hop, model.windowSize)
         events, last_p = type(model).transcribeFrames(_Bound(model, process), frames.unsqueeze(0),
                                                        forcedStartPos=start_pos, velocityCriteron="hamming",
                                                        onsetBound=None, lastFrameIdx=last_frame)
         events = events[0]
         start_pos = [max(k - int(step / hop), 0) for k in last_p]
-        begin = i / fs - pad_time
+        begin = begin_sample / fs - pad_time
         for e in events:
             e.start = max(e.start + begin, 0)
             e.end = max(e.end + begin, e.start)
