@@ -78,32 +78,88 @@ def test_a_corrupt_file_is_reported_and_the_others_finish(tmp_path):
     assert [lines[f"piece{i}.mid"]["status"] for i in range(5)] == ["ok"] * 5
 
 
-def test_resume_after_a_killed_batch_redoes_nothing(tmp_path, maestro_root):
+def start_render(tmp_path: Path, maestro_root: Path, *extra: str) -> tuple[subprocess.Popen, list[Path], Path]:
+    """``render`` of 12 MAESTRO excerpts with ``--jobs 2``, running; returned once two outputs exist."""
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
     out = tmp_path / "out"
-    command = [str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--jobs", "2"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--jobs", "2",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(outputs(out)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=60)
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    return proc, inputs, out
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The processes of ``pids`` still running (a zombie waiting for its new parent to reap it is gone)."""
+    def running(pid: int) -> bool:
+        try:
+            return "(zombie)" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+    return [pid for pid in pids if running(pid)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_batch_stops_at_once_says_how_far_it_got_and_resumes(tmp_path, maestro_root, signum):
+    """docs/batch.md: no item starts after the signal, items in flight are cancelled, the workers are gone within a
+    second, finished outputs are whole, one summary line on stderr, exit 128 + signal;
+    --skip-existing redoes nothing."""
+    proc, inputs, out = start_render(tmp_path, maestro_root)
+    workers = children(proc.pid)
+    assert workers
+    proc.send_signal(signum)
+    signalled = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=60)
+    while alive(workers) and time.monotonic() < signalled + 5:
+        time.sleep(0.02)
+    assert not alive(workers) and time.monotonic() - signalled < 1.0
+    assert proc.returncode == 128 + signum, (proc.returncode, stderr)
+    summary = stderr.strip().splitlines()
+    printed = stdout.split()
+    name = signal.Signals(signum).name
+    assert summary == [f"interrupted ({name}): {len(printed)} of 12 inputs finished, 0 failed, {12 - len(printed)} "
+                       "not done; rerun the same command with --skip-existing to do the rest"]
     done = outputs(out)
-    assert proc.returncode == 130 and 2 <= len(done) < len(inputs), (proc.returncode, len(done))
-    assert set(stdout.split()) <= {str(path) for path in done}  # every reported file exists
+    time.sleep(1.0)
+    assert outputs(out) == done  # nothing written after the command ended
+    # a worker may have finished the item the command had not printed yet, never one started after the signal
+    assert set(printed) <= {str(path) for path in done} and len(done) <= len(printed) + 2 < len(inputs)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     import soundfile
 
     for path in done:  # what exists is whole
         assert soundfile.info(str(path)).duration > 19.0
     mtimes = {path.name: path.stat().st_mtime_ns for path in done}
-    again = run_maestro(*command[1:], "--skip-existing", "--manifest", str(tmp_path / "m.jsonl"))
+    again = run_maestro("render", str(tmp_path / "in"), "--out-dir", str(out), "--jobs", "2", "--skip-existing",
+                        "--manifest", str(tmp_path / "m.jsonl"))
     assert again.code == 0, again.stderr
     assert len(outputs(out)) == len(inputs) and len(again.stdout.splitlines()) == len(inputs)
     assert {name: (out / name).stat().st_mtime_ns for name in mtimes} == mtimes  # nothing redone
     status = {Path(r["output"]).name: r["status"] for r in records(tmp_path / "m.jsonl").values()}
     assert {name for name, s in status.items() if s == "skipped"} == set(mtimes)
     assert sum(s == "ok" for s in status.values()) == len(inputs) - len(mtimes)
+
+
+def test_workers_of_a_killed_batch_stop_within_a_second_and_write_nothing(tmp_path, maestro_root):
+    """``kill -9`` of the command: its workers notice (parent-death signal) and stop instead of finishing the queue."""
+    proc, inputs, out = start_render(tmp_path, maestro_root)
+    workers = children(proc.pid)
+    proc.kill()
+    killed = time.time()
+    proc.communicate(timeout=60)
+    while alive(workers) and time.time() < killed + 5:
+        time.sleep(0.02)
+    assert not alive(workers) and time.time() - killed < 1.0
+    time.sleep(1.0)
+    late = [path.name for path in outputs(out) if path.stat().st_mtime > killed + 0.2]
+    assert not late and len(outputs(out)) < len(inputs)
 
 
 def test_existing_outputs_fail_without_skip_existing_and_flags_exclude_each_other(tmp_path):
@@ -187,7 +243,7 @@ def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch
 
 
 def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
-    """Exit 130 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
+    """Exit 143 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
     out = tmp_path / "out"
@@ -202,9 +258,10 @@ def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
     if "cannot start or reach Ray" in stderr:
         pytest.skip(f"Ray cannot start on this machine: {stderr.strip()[-300:]}")
     done = outputs(out)
-    assert proc.returncode == 130 and 1 <= len(done) < len(inputs), (proc.returncode, len(done), stderr[-500:])
-    assert "SIGTERM received" not in stderr
+    assert proc.returncode == 143 and 1 <= len(done) < len(inputs), (proc.returncode, len(done), stderr[-500:])
+    assert "SIGTERM received" not in stderr and "interrupted (SIGTERM): " in stderr
     import soundfile
 
     for path in done:  # what exists is whole
         assert soundfile.info(str(path)).duration > 19.0
+

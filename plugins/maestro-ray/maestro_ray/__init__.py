@@ -4,7 +4,8 @@
 workers), or joins a cluster with ``-o address=auto`` (the node's running cluster) or ``-o address=ray://HEAD:10001``
 (Ray Client). Each actor reserves ``num_cpus`` CPUs and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as
 the cluster's resources hold). At most two items per actor are in flight (``ray.wait``), so the input is read only
-as fast as the cluster works.
+as fast as the cluster works. When the command stops early (Ctrl-C, SIGTERM) its actors are killed, in a cluster it
+joined as well: items in flight are abandoned (their outputs never renamed into place).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class RayExecutor:
         from maestro_cli.batch.worker import raise_setup_error
 
         started = self._connect(ray)
+        actors: list[Any] = []
+        finished = False
         try:
             actors = self._actors(ray, job, workers)
             load = {actor: 0 for actor in actors}
@@ -87,7 +90,11 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # the actor died (out of memory, node lost): report the item
                     result = ItemResult(item, error=MaestroError(f"Ray worker failed: {type(exc).__name__}: {exc}"))
                 yield raise_setup_error(result)
+            finished = True
         finally:
+            if not finished:  # interrupted, or the consumer stopped: no item in flight may finish later
+                for actor in actors:
+                    ray.kill(actor, no_restart=True)
             if started:
                 ray.shutdown()
 
