@@ -265,3 +265,25 @@ def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
     for path in done:  # what exists is whole
         assert soundfile.info(str(path)).duration > 19.0
 
+
+def test_inputs_that_cannot_be_read_fail_alone_and_the_rest_of_the_batch_runs(tmp_path):
+    toy_midis(tmp_path / "in", 2)
+    too_long = tmp_path / ("x" * 300 + ".mid")
+    missing = tmp_path / "missing.mid"
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = run_maestro("render", str(tmp_path / "in"), str(too_long), str(missing), "--out-dir", str(out),
+                             "--sample-rate", "16000", "--jobs", jobs)
+        assert result.code == 1, result.stderr
+        assert sorted(result.stderr.splitlines()) == sorted([f"error: {too_long}: file name too long",
+                                                             f"error: {missing}: no such file"])
+        assert sorted(p.name for p in out.iterdir()) == ["piece0.wav", "piece1.wav"]
+
+
+def test_binary_data_on_stdin_is_one_short_usage_error(tmp_path):
+    score = toy_midis(tmp_path, 1)[0]
+    garbage = bytes(range(256)) * 8 + b"\n" + b"y" * 5000
+    proc = subprocess.run([str(MAESTRO), "align", "--score", str(score)], input=garbage, capture_output=True)
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and len(lines[0]) < 150, lines
+    assert lines[0].startswith("error: stdin: line 1 is not a file path")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import typer
 
-from maestro_cli.batch.files import check_unique_outputs, expand_entries
+from maestro_cli.batch.files import check_unique_outputs, expand_entries, input_problem, os_reason
 from maestro_cli.batch.manifest import ManifestWriter
 from maestro_cli.cli.io import console, emit, progress, read_inputs, report_failure
 from maestro_cli.errors import MaestroError, UsageError
@@ -96,7 +96,17 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
 
     def todo() -> Iterator[tuple[Source, tuple[Path, ...]]]:
         for source, targets in planned:
-            existing = [target for target in targets if target.exists()]
+            path, fields = _split(source)
+            problem = next(filter(None, map(input_problem, (path, *fields.values()))), None)
+            if problem is None:
+                try:
+                    existing = [target for target in targets if target.exists()]
+                except OSError as exc:
+                    problem = MaestroError(f"cannot write the output: {os_reason(exc)}", targets[0])
+            if problem is not None:  # this input alone fails; the others run
+                fail(source, targets, problem)
+                bar.advance(task)
+                continue
             if existing and not flags.overwrite:
                 if flags.skip_existing and len(existing) == len(targets):
                     emit(result(targets), flags.as_json)
