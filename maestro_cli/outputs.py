@@ -23,24 +23,69 @@ def output_path(source: Path, suffix: str, out_dir: Path | None = None, out_file
 
 
 def refuse_existing(target: Path | None, overwrite: bool) -> None:
-    """An existing output file is an error unless ``overwrite`` (``None``: no output asked for)."""
-    if target is not None and target.exists() and not overwrite:
+    """An existing output file is an error unless ``overwrite`` (``None``: no output asked for); so is an output that
+    is a folder, or one in a folder that takes no new files (checked before any work)."""
+    if target is None:
+        return
+    try:
+        if target.is_dir():
+            raise MaestroError("is a folder; name an output file (or give the folder with --out-dir)", target)
+        exists = target.exists()
+    except OSError:  # a name too long: reported by the input's own check, or by the write
+        return
+    if exists and not overwrite:
         raise MaestroError("output exists; use --overwrite to replace it", target)
+    check_folder(target)
+
+
+_writable: set[Path] = set()
+
+
+def check_folder(target: Path) -> None:
+    """An error naming the folder when ``target``'s folder (or, if it does not exist yet, the folder it would be
+    made in) takes no new files: found before any work, with a test file created and removed (once per folder)."""
+    folder = target.absolute().parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if folder in _writable:
+        return
+    if not folder.is_dir():
+        raise MaestroError("is not a folder; cannot write outputs into it", folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".maestro-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise MaestroError(f"cannot write into this folder ({(exc.strerror or str(exc)).lower()})", folder) from None
+    _writable.add(folder)
 
 
 @contextlib.contextmanager
 def atomic_output(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it into place only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    """Yield a temporary path beside ``target``; rename it into place only if the block succeeds.
+
+    An OS error about the folder, the temporary file or the rename names ``target`` (never the hidden file).
+    """
+    try:
+        if target.is_dir():
+            raise MaestroError("is a folder; name an output file (or give the folder with --out-dir)", target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    except OSError as exc:
+        raise MaestroError(f"cannot write the output ({(exc.strerror or str(exc)).lower()})", target) from None
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
-        yield tmp
-        os.replace(tmp, target)
+        try:
+            yield tmp
+            os.replace(tmp, target)
+        except OSError as exc:
+            if tmp_name not in (exc.filename, exc.filename2):
+                raise
+            raise MaestroError(f"cannot write the output ({(exc.strerror or str(exc)).lower()})", target) from None
     finally:
         tmp.unlink(missing_ok=True)
 

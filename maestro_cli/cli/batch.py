@@ -22,6 +22,7 @@ from maestro_cli.batch.files import check_unique_outputs, expand_entries, input_
 from maestro_cli.batch.manifest import ManifestWriter
 from maestro_cli.cli.io import console, emit, progress, read_inputs, report_failure
 from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.outputs import check_folder
 from maestro_cli.protocols import BatchJob
 from maestro_cli.registry import get_backend
 
@@ -80,6 +81,8 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
     result = result or (lambda targets: targets[0])
     planned = [(source, plan(source)) for source in sources]
     check_unique_outputs((_label(source), targets) for source, targets in planned)
+    for folder_target in {target.absolute().parent: target for _, targets in planned for target in targets}.values():
+        check_folder(folder_target)  # an output folder that takes no files stops the batch before any work
     executor = get_backend("executor", flags.executor).create(executor_options or [])
     manifest = ManifestWriter(flags.manifest)
     failed = 0

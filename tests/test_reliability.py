@@ -1,0 +1,54 @@
+"""Reliability edge cases (issue 30): output folders, odd score tempos, truncated audio, doubled unisons, usage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import run_maestro, write_midi
+
+from maestro_cli.errors import MaestroError
+from maestro_cli.outputs import atomic_output
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder that takes no new files: read-only for a user; ``/sys`` (denied even to root) when run as root."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def test_an_unwritable_output_folder_is_one_error_naming_it_before_any_work(tmp_path):
+    pieces = [write_midi(tmp_path / f"p{i}.mid", [(60 + i, 0, 0.5, 80)]) for i in range(2)]
+    folder = unwritable_folder(tmp_path)
+    for args in (["--out-dir", str(folder / "wav")], ["--out-dir", str(folder), "--jobs", "2"]):
+        result = run_maestro("render", *map(str, pieces), *args)
+        assert result.code == 1 and result.stdout == ""
+        assert result.stderr.splitlines() == [f"error: {folder}: cannot write into this folder (permission denied)"]
+    single = run_maestro("render", str(pieces[0]), "-o", str(folder / "x.wav"))
+    assert single.stderr.splitlines() == [f"error: {folder}: cannot write into this folder (permission denied)"]
+
+
+def test_an_output_that_is_a_folder_is_a_clean_error_even_with_overwrite(tmp_path):
+    piece = write_midi(tmp_path / "p.mid", [(60, 0, 0.5, 80)])
+    (tmp_path / "out.wav").mkdir()
+    result = run_maestro("render", str(piece), "-o", str(tmp_path / "out.wav"), "--overwrite")
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'out.wav'}: is a folder; name an output file (or give the folder with --out-dir)"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failed_rename_names_the_output_not_the_hidden_temporary_file(tmp_path):
+    target = tmp_path / "x.csv"
+    with pytest.raises(MaestroError) as caught:
+        with atomic_output(target) as tmp:
+            tmp.write_text("a,b\n")
+            target.mkdir()
+            (target / "inside").write_text("")  # the rename now fails: a non-empty folder is in the way
+    assert caught.value.path == str(target) and ".tmp" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
