@@ -52,3 +52,38 @@ def test_a_failed_rename_names_the_output_not_the_hidden_temporary_file(tmp_path
             (target / "inside").write_text("")  # the rename now fails: a non-empty folder is in the way
     assert caught.value.path == str(target) and ".tmp" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+def with_tempo(tmp_path: Path, shared_data: Path, tempo: str | None) -> Path:
+    """Mozart K. 331 (Vienna 4x22) with its one tempo mark (72, measure 1) set to ``tempo``, or removed."""
+    text = (shared_data / "vienna4x22" / "musicxml" / "Mozart_K331_1st-mov.musicxml").read_text()
+    assert text.count('<sound tempo="72"/>') == 1
+    path = tmp_path / f"k331_{tempo}.musicxml"
+    path.write_text(text.replace('<sound tempo="72"/>', f'<sound tempo="{tempo}"/>' if tempo else ""))
+    return path
+
+
+@pytest.mark.parametrize("tempo", ["0", "0.0001", "100000"])
+def test_score_tempo_marks_outside_10_to_1000_qpm_are_ignored_with_a_warning(tmp_path, shared_data, caplog, tempo):
+    from maestro_cli.symbolic.scores import read_score
+
+    odd = with_tempo(tmp_path, shared_data, tempo)
+    with caplog.at_level("WARNING", logger="maestro_cli"):
+        notes = read_score(odd).notes
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: {odd}: measure 1: tempo mark of {float(tempo):g} quarter notes per minute ignored "
+        "(outside 10-1000 quarter notes per minute)"]
+    plain = read_score(with_tempo(tmp_path, shared_data, None)).notes  # no mark: 120 quarters per minute
+    assert len(notes) == len(plain) > 0 and (notes["start_s"] == plain["start_s"]).all()
+    assert notes["start_s"].max() == pytest.approx(plain["onset_quarters"].max() / 2)
+
+
+def test_align_warns_about_an_odd_tempo_mark_and_writes_the_map(tmp_path, shared_data):
+    odd = with_tempo(tmp_path, shared_data, "0")
+    performance = shared_data / "vienna4x22" / "midi" / "Mozart_K331_1st-mov_p01.mid"
+    result = run_maestro("align", str(performance), "--score", str(odd), "--format", "midi", "-o",
+                         str(tmp_path / "out.mid"))
+    assert result.code == 0, result.stderr
+    assert result.stderr.splitlines()[0].startswith(f"warning: {odd}: measure 1: tempo mark of 0 quarter notes")
+    assert (tmp_path / "out.mid").stat().st_size > 0
+

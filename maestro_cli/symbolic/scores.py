@@ -10,6 +10,7 @@ score as written and, when it has repeats (voltas, da capo), unfolded the way pa
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 import zipfile
@@ -31,6 +32,9 @@ FORMATS = ("musicxml", "mxl", "mei", "kern", "midi")
 DEFAULT_QPM = 120.0  # quarters per minute before the first tempo mark
 GRACE_S = 0.08  # a grace note lasts this long in seconds (it has no written duration)
 VELOCITY = 64  # scores have no dynamics in velocity terms: mezzo-forte
+QPM_RANGE = (10.0, 1000.0)  # tempo marks outside this many quarter notes per minute are ignored (typos, placeholders)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,7 +116,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
     if fmt == "midi":
         return [Score(_midi_notes(path), path, fmt)]
     part = _load_part(path, fmt)
-    plain = Score(_checked(_part_notes(part), path), path, fmt, "plain", part)
+    plain = Score(_checked(_part_notes(part, path), path), path, fmt, "plain", part)
     if not with_unfolded:
         return [plain]
     pt = import_partitura()
@@ -123,7 +127,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
             unfolded_part = pt.score.unfold_part_maximal(part, update_ids=True)
     except RecursionError:  # partitura's path search on very complex repeat structures
         return [plain]
-    notes = _part_notes(unfolded_part)
+    notes = _part_notes(unfolded_part, path, warn=False)
     if len(notes) == len(plain.notes):
         return [plain]
     return [plain, Score(_checked(notes, path), path, fmt, "unfolded", unfolded_part)]
@@ -162,8 +166,9 @@ def _load_part(path: Path, fmt: str):
         raise MaestroError(f"not a readable {fmt} score ({reason})", path) from None
 
 
-def _part_notes(part) -> np.ndarray:
-    """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks."""
+def _part_notes(part, path: Path, warn: bool = True) -> np.ndarray:
+    """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks (those outside
+    :data:`QPM_RANGE` ignored, with a warning naming ``path`` and the measure when ``warn``)."""
     pt = import_partitura()
 
     with warnings.catch_warnings():
@@ -171,8 +176,7 @@ def _part_notes(part) -> np.ndarray:
         array = part.note_array()  # (include_grace_notes=True fails on grace chords in partitura 1.9)
         grace = {note.id for note in part.notes_tied if isinstance(note, pt.score.GraceNote)}
         measures = np.asarray(part.measure_number_map(array["onset_div"]), dtype=np.int32) if len(array) else []
-        tempos = [(float(part.quarter_map(tempo.start.t)), 6e7 / tempo.microseconds_per_quarter)
-                  for tempo in part.iter_all(pt.score.Tempo)]
+        tempos = _tempo_marks(part, path, warn)
     notes = np.zeros(len(array), SCORE_DTYPE)
     notes["id"], notes["pitch"] = array["id"], array["pitch"]
     notes["onset_beats"], notes["duration_beats"] = array["onset_beat"], array["duration_beat"]
@@ -184,6 +188,26 @@ def _part_notes(part) -> np.ndarray:
     notes["end_s"] = np.where(notes["grace"], notes["start_s"] + GRACE_S,
                               seconds(notes["onset_quarters"] + notes["duration_quarters"]))
     return _sort(notes)
+
+
+def _tempo_marks(part, path: Path, warn: bool) -> list[tuple[float, float]]:
+    """``(quarter, quarters per minute)`` of the part's tempo marks within :data:`QPM_RANGE`."""
+    pt = import_partitura()
+
+    marks = []
+    for tempo in part.iter_all(pt.score.Tempo):
+        try:
+            qpm = float(pt.score.to_quarter_tempo(tempo.unit or "q", tempo.bpm))
+        except (ArithmeticError, ValueError, TypeError, KeyError):
+            qpm = float("nan")
+        if QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
+            marks.append((float(part.quarter_map(tempo.start.t)), qpm))
+        elif warn:
+            measure = int(part.measure_number_map(tempo.start.t))
+            log.warning(f"warning: {path}: measure {measure}: tempo mark of {tempo.bpm:g} "
+                        f"{'quarter notes' if (tempo.unit or 'q') == 'q' else tempo.unit} per minute ignored "
+                        f"(outside {QPM_RANGE[0]:g}-{QPM_RANGE[1]:g} quarter notes per minute)")
+    return marks
 
 
 def quarter_clock(tempos: list[tuple[float, float]]):
