@@ -87,3 +87,14 @@ def test_align_warns_about_an_odd_tempo_mark_and_writes_the_map(tmp_path, shared
     assert result.stderr.splitlines()[0].startswith(f"warning: {odd}: measure 1: tempo mark of 0 quarter notes")
     assert (tmp_path / "out.mid").stat().st_size > 0
 
+
+def test_align_format_match_takes_an_unquantised_midi_score(tmp_path, shared_data):
+    """A performance MIDI as its own score: every note matched (partitura's score builder needs a grid)."""
+    from maestro_cli.align.notes import read_reference
+
+    performance = shared_data / "vienna4x22" / "midi" / "Chopin_op10_no3_p01.mid"
+    result = run_maestro("align", str(performance), "--score", str(performance), "--format", "match", "-o",
+                         str(tmp_path / "self.match"))
+    assert result.code == 0, result.stderr
+    labels = [label for label, _, _ in read_reference(tmp_path / "self.match").items]
+    assert len(labels) > 400 and set(labels) == {"match"}
