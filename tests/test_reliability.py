@@ -98,3 +98,42 @@ def test_align_format_match_takes_an_unquantised_midi_score(tmp_path, shared_dat
     assert result.code == 0, result.stderr
     labels = [label for label, _, _ in read_reference(tmp_path / "self.match").items]
     assert len(labels) > 400 and set(labels) == {"match"}
+
+
+EXCERPT = Path("maestro-audio-excerpt") / "2018" / "MIDI-Unprocessed_Chamber3_MID--AUDIO_10_R3_2018_wav--1.wav"
+
+
+def cut(source: Path, target: Path, size: int) -> Path:
+    target.write_bytes(source.read_bytes()[:size])
+    return target
+
+
+def test_a_truncated_wav_is_read_with_a_warning_giving_both_lengths(tmp_path, shared_data, caplog):
+    from maestro_cli.audio.io import load_audio
+
+    whole = shared_data / EXCERPT  # 2.00 s, 48 kHz stereo 16-bit: 192,000 bytes a second
+    with caplog.at_level("WARNING", logger="maestro_cli"):
+        assert len(load_audio(whole, 16000)) == 32000
+        assert not caplog.records
+        short = cut(whole, tmp_path / "short.wav", 44 + 230_400)  # 1.2 s of its 2 s
+        assert len(load_audio(short, 16000)) == 19200
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: {short}: truncated: the header says 2.00 s, the file holds 1.20 s; using what it holds"]
+    result = run_maestro("transcribe", str(short), "-b", "onsets-frames", "-o", str(tmp_path / "short.mid"))
+    assert result.code == 0 and (tmp_path / "short.mid").is_file()
+    assert result.stderr.splitlines() == [caplog.records[0].getMessage()]
+
+
+def test_a_wav_cut_to_3_kb_is_reported_as_truncated_not_silent(tmp_path, shared_data):
+    import numpy as np
+    import soundfile
+
+    from maestro_cli.audio.io import load_audio
+
+    audio, rate = soundfile.read(str(shared_data / EXCERPT))
+    padded = tmp_path / "padded.wav"  # a recording that starts with a second of silence, as most do
+    soundfile.write(str(padded), np.concatenate([np.zeros((rate, 2)), audio]), rate, subtype="PCM_16")
+    head = cut(padded, tmp_path / "head.wav", 3000)
+    with pytest.raises(MaestroError) as caught:
+        load_audio(head, 16000)
+    assert caught.value.message == "truncated: the header says 3.00 s, the file holds 0.02 s, silent up to there"
