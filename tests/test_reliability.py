@@ -137,3 +137,36 @@ def test_a_wav_cut_to_3_kb_is_reported_as_truncated_not_silent(tmp_path, shared_
     with pytest.raises(MaestroError) as caught:
         load_audio(head, 16000)
     assert caught.value.message == "truncated: the header says 3.00 s, the file holds 0.02 s, silent up to there"
+
+
+def test_doubled_unisons_in_a_score_are_one_note_so_no_false_deletions(tmp_path, shared_data):
+    """Vienna 4x22 Chopin Op. 10/3 p01 played every note; its match file has one score note per key and 3 deletions."""
+    import csv
+
+    from maestro_cli.align.notes import read_reference
+
+    vienna = shared_data / "vienna4x22"
+    result = run_maestro("align", str(vienna / "midi" / "Chopin_op10_no3_p01.mid"), "--score",
+                         str(vienna / "musicxml" / "Chopin_op10_no3.musicxml"), "--format", "notes", "-o",
+                         str(tmp_path / "p01.csv"))
+    assert result.code == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "p01.csv").open()))
+    assert not [row["score_id"] for row in rows if "voice_overlap" in row["score_id"]]
+    reference = read_reference(vienna / "match" / "Chopin_op10_no3_p01.match")
+    deleted = {score_id for label, score_id, _ in reference.items if label == "deletion"}
+    assert {row["score_id"] for row in rows if row["status"] == "deletion"} == deleted and len(deleted) == 3
+    assert sum(row["status"] == "match" for row in rows) == 451
+
+
+def test_merging_unisons_keeps_the_files_id_and_the_longer_length():
+    import numpy as np
+
+    from maestro_cli.symbolic.scores import SCORE_DTYPE, merge_unisons
+
+    notes = np.zeros(4, SCORE_DTYPE)
+    notes["id"] = ["n4voice_overlap", "n4", "n5", "n6"]
+    notes["pitch"] = [40, 40, 40, 52]
+    notes["onset_quarters"] = [0.0, 0.0, 1.0, 0.0]
+    notes["duration_quarters"] = notes["end_s"] = [0.25, 1.0, 0.5, 1.0]
+    merged = merge_unisons(notes)
+    assert list(merged["id"]) == ["n4", "n5", "n6"] and list(merged["duration_quarters"]) == [1.0, 0.5, 1.0]

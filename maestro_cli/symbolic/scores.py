@@ -187,7 +187,7 @@ def _part_notes(part, path: Path, warn: bool = True) -> np.ndarray:
     notes["start_s"] = seconds(notes["onset_quarters"])
     notes["end_s"] = np.where(notes["grace"], notes["start_s"] + GRACE_S,
                               seconds(notes["onset_quarters"] + notes["duration_quarters"]))
-    return _sort(notes)
+    return merge_unisons(_sort(notes))
 
 
 def _tempo_marks(part, path: Path, warn: bool) -> list[tuple[float, float]]:
@@ -256,7 +256,7 @@ def _midi_notes(path: Path) -> np.ndarray:
     notes["onset_beats"], notes["measure"] = beats_and_measures(notes["onset_quarters"], signatures)
     end_beats, _ = beats_and_measures(notes["onset_quarters"] + notes["duration_quarters"], signatures)
     notes["duration_beats"] = end_beats - notes["onset_beats"]
-    notes = _sort(notes)
+    notes = merge_unisons(_sort(notes))
     notes["id"] = [f"n{k}" for k in range(len(notes))]
     return notes
 
@@ -284,6 +284,28 @@ def _sort(notes: np.ndarray) -> np.ndarray:
     """By onset, then pitch, then the longer first: of two unison notes a pianist plays the longer, and note
     matching, closest first, prefers the earlier of equally close score notes."""
     return notes[np.lexsort((-notes["duration_quarters"], notes["pitch"], notes["start_s"]))]
+
+
+def merge_unisons(notes: np.ndarray) -> np.ndarray:
+    """Sorted score notes with each doubled unison (two voices on one key at the same onset, partitura's
+    ``...voice_overlap`` notes) merged into one: a key is struck once at a time. The merged note keeps the id the file
+    gives it (not partitura's ``voice_overlap`` copy) and lasts as long as the longer of the two."""
+    if len(notes) < 2:
+        return notes
+    same = (notes["pitch"][1:] == notes["pitch"][:-1]) & np.isclose(notes["onset_quarters"][1:],
+                                                                      notes["onset_quarters"][:-1], atol=1e-6)
+    same &= ~notes["grace"][1:] & ~notes["grace"][:-1]
+    if not same.any():
+        return notes
+    group = np.concatenate([[0], np.cumsum(~same)])  # notes of one key at one onset share a group number
+    keep = np.concatenate([[True], ~same])
+    merged = notes[keep].copy()
+    for name in ("duration_quarters", "duration_beats", "end_s"):
+        merged[name] = np.maximum.reduceat(notes[name], np.flatnonzero(keep))
+    for k in np.flatnonzero(np.bincount(group) > 1):  # the id the file gives, not the "voice_overlap" copy's
+        ids = [str(i) for i in notes["id"][group == k]]
+        merged["id"][k] = next((i for i in ids if not i.endswith("voice_overlap")), ids[0])
+    return merged
 
 
 def performance_notes(notes: np.ndarray) -> np.ndarray:
