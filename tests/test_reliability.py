@@ -170,3 +170,13 @@ def test_merging_unisons_keeps_the_files_id_and_the_longer_length():
     notes["duration_quarters"] = notes["end_s"] = [0.25, 1.0, 0.5, 1.0]
     merged = merge_unisons(notes)
     assert list(merged["id"]) == ["n4", "n5", "n6"] and list(merged["duration_quarters"]) == [1.0, 0.5, 1.0]
+
+
+def test_generate_refuses_an_empty_composer_and_an_endless_piece(tmp_path):
+    empty = run_maestro("generate", "--composer", "", "--out-dir", str(tmp_path))
+    assert empty.code == 2 and empty.stderr.splitlines() == [
+        "error: --composer is empty; name a composer (e.g. Chopin), or leave it out for any composer"]
+    endless = run_maestro("generate", "--seconds", "100000", "--out-dir", str(tmp_path))
+    assert endless.code == 2 and endless.stderr.splitlines() == [
+        "error: --seconds must be at most 3600 (an hour of music per piece), not 100000"]
+    assert list(tmp_path.iterdir()) == []
