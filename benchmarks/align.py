@@ -65,7 +65,7 @@ def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[
 
     CPU time, not wall time: on a shared machine the wall time says more about the neighbours than the code.
     """
-    name, *options = backend.split(":")  # "dtw:score_features=symbolic" passes -o score_features=symbolic
+    name, *options = backend.split(":")  # "dtw:score_features=symbolic" passes -O score_features=symbolic
     command = [str(MAESTRO), "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
                "--overwrite", *(arg for option in options for arg in ("-o", option))]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -104,7 +104,7 @@ def same_outputs(a: Path, b: Path) -> bool:
 def kill_and_resume(inputs: Path, out: Path, count: int) -> dict:
     """Render with --jobs 2, SIGTERM once a third of the outputs exist, then resume; what was redone or left."""
     command = [str(MAESTRO), "render", str(inputs), "--out-dir", str(out), "--jobs", "2", "--sample-rate", "16000",
-               "-o", "channels=1"]
+               "-O", "channels=1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def finished() -> list[Path]:
@@ -152,7 +152,7 @@ def main() -> None:
             pairs = asap_pairs(args.shared, work / "asap", args.seconds)
             counts["align"] = len(pairs.read_text().splitlines())
         stages = {"render": lambda out, extra: ["render", str(midi), "--out-dir", str(out), "--sample-rate", "16000",
-                                                "-o", "channels=1", *extra],
+                                                "-O", "channels=1", *extra],
                   "transcribe": lambda out, extra: ["transcribe", str(work / "render-jobs-1"), "--out-dir", str(out),
                                                     "-b", args.transcriber, *extra],
                   "align": lambda out, extra: ["align", str(work / "asap" / "pairs.jsonl"), "--out-dir", str(out),

@@ -16,7 +16,7 @@ played-side findings, recall over the perturbations.
 
 A score of another piece: each transcription aligned to the next excerpt's score gives the confidence of a
 mismatch. Cost: CPU seconds of the transcription per second of audio, and of the alignment + combination.
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend transkun] [-o threads=1]
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [--backend transkun] [-O threads=1]
 [--seconds 30|0] [--after S] [--cache DIR] [--no-candidates]``: transcribers with candidates
 (:class:`maestro_cli.protocols.CandidateTranscriber`) hand them to the combination unless ``--no-candidates``;
 ``--cache`` keeps each transcription (and its candidates) and reuses it. Prints a table (stderr) and one JSON line

@@ -3,7 +3,7 @@ Ray's import, start and shutdown, and the CPU seconds of every process Ray start
 
 Input: the first ``--seconds`` (0: all) of the first ``--pieces`` MAESTRO v2 test pieces, rendered to 16 kHz mono
 WAV once. The batch job is the one ``maestro transcribe -b onsets-frames`` builds (``--stage render``: the one of
-``maestro render --sample-rate 16000 -o channels=1``), run through the executors' Python API with ``--jobs``
+``maestro render --sample-rate 16000 -O channels=1``), run through the executors' Python API with ``--jobs``
 workers: the local pool, then ``--executor ray`` on a local instance, alternating ``--rounds`` times. Each item's work
 is wrapped to record, in its worker, the CPU seconds of the whole worker process and of the thread that runs the
 item, the wall seconds, and the context switches. A thread of this process reads ``/proc`` every 0.2 s for the CPU
@@ -135,7 +135,7 @@ def render_inputs(shared: Path, folder: Path, pieces: int, seconds: float) -> Pa
         (score.clip(0, seconds) if seconds > 0 else score).dump_midi(
             str(folder / "midi" / Path(row["midi_filename"]).name))
     subprocess.run([sys.executable, "-m", "maestro_cli", "render", str(folder / "midi"), "--out-dir",
-                    str(folder / "wav"), "--sample-rate", "16000", "-o", "channels=1", "--jobs", "1"],
+                    str(folder / "wav"), "--sample-rate", "16000", "-O", "channels=1", "--jobs", "1"],
                    check=True, stdout=subprocess.DEVNULL)
     return folder / "wav"
 

@@ -2,7 +2,7 @@
 against the perturbed score's wrong notes, per confidence bin (what a candidate floor for recovery should separate).
 
 Reads the whole-recording transcriptions and candidates that ``informed_transcription.py --seconds 0 --cache DIR``
-keeps, made with a low candidate floor, e.g. ``-o candidate_floor=0.002``; builds the same flattened and perturbed
+keeps, made with a low candidate floor, e.g. ``-O candidate_floor=0.002``; builds the same flattened and perturbed
 scores and alignments. A left-out score note's evidence is the highest confidence of a candidate of its pitch within
 ``informed.SEARCH_S`` of its aligned onset that is not a transcribed note (0 without one). Prints, for the pieces
 the floors were chosen on, the others, the first 30 s and the rest: played and wrong left-out notes per bin, and

@@ -2,7 +2,7 @@
 
 Input: the N longest MAESTRO v3 test-split MIDI files (default 10, about 3.6 hours of music). Both render
 each file to a 44.1 kHz 16-bit WAV with pretty_midi's TimGM6mb soundfont, one after the other per file, so a
-busy machine slows both alike. Ours is measured stereo (the CLI default) and mono (``-o channels=1``, what
+busy machine slows both alike. Ours is measured stereo (the CLI default) and mono (``-O channels=1``, what
 training-data synthesis uses); the peer is ``fluidsynth -ni -g 1.0 -r 44100 -F out.wav SF MIDI``.
 Speed is seconds of music per second of wall time ("x real time"); the ratio is ours (stereo) / FluidSynth.
 

@@ -125,7 +125,7 @@ class TrainRequest:
     steps: int | None
     resume: bool
     device: str
-    options: list[str]  # -o key=value, validated by the backend against its training config
+    options: list[str]  # -O key=value, validated by the backend against its training config
     report: Any = None  # the training loop's reporter (begin/step/note/end); None: plain lines on stderr
 
 

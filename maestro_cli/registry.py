@@ -1,4 +1,4 @@
-"""Per-stage registries of backends, and ``-o key=value`` options validated against dataclasses."""
+"""Per-stage registries of backends, and ``-O key=value`` options validated against dataclasses."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def parse_options(backend: Backend, raw: list[str] | dict[str, Any]) -> Any:
     """Turn ``["key=value", ...]`` (or a dict) into the backend's options dataclass."""
     if backend.options is None:
         if raw:
-            raise UsageError(f"backend '{backend.name}' takes no -o options")
+            raise UsageError(f"backend '{backend.name}' takes no -O options")
         return None
     return parse_dataclass(backend.options, raw, backend.name)
 

@@ -262,12 +262,12 @@ def test_cli_align_midi_from_stdin_and_evaluate(piece, tmp_path):
 def test_cli_formats_and_options(piece, tmp_path):
     out = tmp_path / "x.mid"
     result = run_maestro("align", str(piece["perf_midi"]), "--score", str(piece["score"]), "--format", "midi",
-                         "-o", str(out), "-o", "alpha=0.7", "--json")
+                         "-o", str(out), "-O", "alpha=0.7", "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["path"] == str(out) and detect_kind(out) == "midi"
     bad = run_maestro("align", str(piece["perf_midi"]), "--score", str(piece["score"]), "--format", "xml")
     assert bad.code == 2
-    unknown = run_maestro("align", str(piece["perf_midi"]), "--score", str(piece["score"]), "-o", "nope=1")
+    unknown = run_maestro("align", str(piece["perf_midi"]), "--score", str(piece["score"]), "-O", "nope=1")
     assert unknown.code == 2 and "alpha" in unknown.stderr
 
 

@@ -119,9 +119,9 @@ def test_thresholds_are_options(maps_clip):
 
 
 def test_bad_options_are_usage_errors():
-    result = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-o", "onset_threshold=2")
+    result = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-O", "onset_threshold=2")
     assert result.code == 2 and "onset_threshold must be between 0 and 1" in result.stderr
-    unknown = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-o", "treshold=0.4")
+    unknown = run_maestro("transcribe", "x.wav", "--backend", "basic-pitch", "-O", "treshold=0.4")
     assert unknown.code == 2 and "unknown option 'treshold'" in unknown.stderr and "frame_threshold" in unknown.stderr
 
 

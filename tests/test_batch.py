@@ -212,7 +212,7 @@ def test_the_ray_executor_runs_a_small_batch_on_a_local_instance(tmp_path):
     reference = run_maestro("render", str(tmp_path / "in"), "--out-dir", str(tmp_path / "one"), "--sample-rate",
                             "16000")
     result = run_maestro("render", str(tmp_path / "in"), "--out-dir", str(tmp_path / "ray"), "--sample-rate", "16000",
-                         "--executor", "ray", "-o", "num_cpus=1", "--manifest", str(tmp_path / "m.jsonl"),
+                         "--executor", "ray", "-O", "num_cpus=1", "--manifest", str(tmp_path / "m.jsonl"),
                          env={"RAY_ADDRESS": ""})
     if result.code != 0 and "cannot start or reach Ray" in result.stderr:
         pytest.skip(f"Ray cannot start on this machine: {result.stderr.strip()[-300:]}")

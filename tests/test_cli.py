@@ -40,6 +40,14 @@ def test_usage_errors_exit_2(tmp_path):
     assert result.code == 2 and "unknown renderer backend 'no-such-backend'" in result.stderr
 
 
+def test_backend_options_take_capital_o_and_the_old_form_says_so(tmp_path):
+    result = run_maestro("generate", "-o", "max_hold=3", "--seed", "1")
+    assert result.code == 2
+    assert result.stderr.strip() == "error: -o is the output file; backend options are given with -O (-O max_hold=3)"
+    result = run_maestro("render", "x.mid", "-O", "no_such_key=1")
+    assert result.code == 2 and "no_such_key" in result.stderr
+
+
 def test_debug_shows_traceback(tmp_path):
     result = run_maestro("--debug", "render", "x.mid", "--backend", "no-such-backend")
     assert result.code != 0 and "Traceback" in result.stderr

@@ -258,7 +258,7 @@ def test_no_server_is_a_quick_clear_error(tmp_path: Path) -> None:
         port = probe.getsockname()[1]  # closed again: nothing listens there
     started = time.monotonic()
     result = run_maestro("fetch", "--midi-only", "--root", str(tmp_path), "--mirror", f"http://127.0.0.1:{port}/maestro/",
-                         "-o", "retries=2", "-o", "backoff=0.1")
+                         "-O", "retries=2", "-O", "backoff=0.1")
     assert time.monotonic() - started < 15
     assert result.returncode == 1
     url = f"http://127.0.0.1:{port}/maestro/v3.0.0/maestro-v3.0.0-midi.zip"

@@ -75,7 +75,7 @@ def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
     runs = []
     for _ in range(2):
         result = run_maestro("generate", "-c", "chopin", "--seconds", "1", "--json", "--out-dir", str(tmp_path),
-                             "-o", "threads=1")
+                             "-O", "threads=1")
         assert result.code == 0, result.stderr
         record = json.loads(result.stdout)
         assert f"seed {record['seed']} (pass --seed {record['seed']} to reproduce)" in result.stderr
@@ -83,6 +83,6 @@ def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
         runs.append(record)
     assert runs[0]["seed"] != runs[1]["seed"] and runs[0]["path"] != runs[1]["path"]
     again = run_maestro("generate", "-c", "chopin", "--seconds", "1", "--seed", str(runs[0]["seed"]),
-                        "--out-dir", str(tmp_path / "again"), "-o", "threads=1")
+                        "--out-dir", str(tmp_path / "again"), "-O", "threads=1")
     assert again.code == 0 and "seed" not in again.stderr
     assert Path(again.stdout.strip()).read_bytes() == Path(runs[0]["path"]).read_bytes()

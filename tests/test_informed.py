@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 
 PIECE, OTHER = "MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_9_ENSTDkAm"
 SECONDS = 15.0
-OPTIONS = ("-b", "onsets-frames", "-o", "onset_threshold=0.2", "-o", "threads=1")
+OPTIONS = ("-b", "onsets-frames", "-O", "onset_threshold=0.2", "-O", "threads=1")
 # measured on this excerpt: informed 0.974 (0.963 with the former candidate floor 0.05, 0.860 from the transcription's
 # notes alone, without the candidates), blind (default threshold) 0.727; a regression falls below
 FLOOR, FLOOR_GAIN = 0.92, 0.005
@@ -65,7 +65,7 @@ def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     assert result.stdout.strip() == str(out)
     blind = tmp_path / "blind.mid"
     blind_run = run_maestro("transcribe", str(excerpt["wav"]), "-o", str(blind), "-b", "onsets-frames",
-                            "-o", "threads=1")
+                            "-O", "threads=1")
     assert blind_run.code == 0, blind_run.stderr
     informed, plain = _f1(excerpt, out), _f1(excerpt, blind)
     assert informed >= FLOOR and informed > plain + 0.03, (informed, plain)

@@ -261,9 +261,9 @@ def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestr
 
     out, cache = tmp_path / "run", tmp_path / "cache"
     first = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(out), "--steps", "2",
-                        "-o", "synthesize=true", "-o", f"cache={cache}", "-o", "preset=tiny", "-o", "max_pieces=2",
-                        "-o", "excerpts_per_piece=1", "-o", "validation_pieces=1", "-o", "batch_size=2",
-                        "-o", "seq_frames=64", "-o", "excerpt_seconds=4")
+                        "-O", "synthesize=true", "-O", f"cache={cache}", "-O", "preset=tiny", "-O", "max_pieces=2",
+                        "-O", "excerpts_per_piece=1", "-O", "validation_pieces=1", "-O", "batch_size=2",
+                        "-O", "seq_frames=64", "-O", "excerpt_seconds=4")
     assert first.code == 0, first.stderr
     assert first.stdout.strip() == str(out / "best.pt")
     assert len(list((cache / "train").glob("*.npz"))) == 2 and len(list((cache / "validation").glob("*.npz"))) == 1
@@ -277,7 +277,7 @@ def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestr
     assert state["step"] == 3 and state["train_config"]["preset"] == "tiny"
     assert state["train_config"]["cache"] == str(cache) and not (out / "data").exists()
     bad = run_maestro("train", "onsets-frames", "--data", str(maestro_root), "--out", str(tmp_path / "x"),
-                      "-o", "presett=tiny")
+                      "-O", "presett=tiny")
     assert bad.code == 2 and "unknown option 'presett'" in bad.stderr
 
 

@@ -46,14 +46,14 @@ def test_toy_plugin_is_not_installed_for_users():
 
 def test_entry_point_backend_is_selectable_and_validates_options(tmp_path, toy_plugin):
     midi = write_midi(tmp_path / "a4.mid", [(69, 0.0, 1.0, 100)])
-    result = run_maestro("render", str(midi), "--backend", "toy-sine", "-o", "gain=0.5", "--out-dir", str(tmp_path),
+    result = run_maestro("render", str(midi), "--backend", "toy-sine", "-O", "gain=0.5", "--out-dir", str(tmp_path),
                          env=toy_plugin)
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "a4.wav")
     audio, rate = soundfile.read(tmp_path / "a4.wav")
     assert rate == 44100 and abs(abs(audio).max() - 0.5) < 0.01
 
-    bad = run_maestro("render", str(midi), "--backend", "toy-sine", "-o", "volume=2", "--out-dir", str(tmp_path),
+    bad = run_maestro("render", str(midi), "--backend", "toy-sine", "-O", "volume=2", "--out-dir", str(tmp_path),
                       env=toy_plugin)
     assert bad.code == 2
     assert "unknown option 'volume' for backend 'toy-sine'; valid options: gain (float), tail (float)" in bad.stderr

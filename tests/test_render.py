@@ -60,7 +60,7 @@ def rendered(request, midis, tmp_path_factory) -> dict[str, np.ndarray]:
     backend = request.param
     out = tmp_path_factory.mktemp(f"audio-{backend}")
     result = run_maestro("render", *map(str, midis.values()), "--backend", backend, "--out-dir", str(out),
-                         "--sample-rate", str(SR), "-o", f"tail={TAIL}", "-o", "channels=1")
+                         "--sample-rate", str(SR), "-O", f"tail={TAIL}", "-O", "channels=1")
     assert result.code == 0, result.stderr
     assert result.stdout.split() == [str(out / f"{name}.wav") for name in midis]
     audio = {}

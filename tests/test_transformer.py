@@ -179,7 +179,7 @@ def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
     result = run_maestro("generate", "--composer", "Zappa", "--checkpoint", str(tiny_checkpoint),
                          "--out-dir", str(tmp_path))
     assert result.code == 2 and "unknown composer 'Zappa'" in result.stderr and "Frédéric Chopin" in result.stderr
-    result = run_maestro("train", "transformer", "--data", str(tmp_path), "-o", "bogus=1")
+    result = run_maestro("train", "transformer", "--data", str(tmp_path), "-O", "bogus=1")
     assert result.code == 2 and "unknown option 'bogus'" in result.stderr and "batch_size" in result.stderr
     result = run_maestro("generate", "--checkpoint", str(tmp_path / "nothing"), "--out-dir", str(tmp_path))
     assert result.code == 1 and "no checkpoint" in result.stderr
@@ -196,7 +196,7 @@ def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
 
 def test_cli_generate_writes_midi_paths(tiny_checkpoint, tmp_path):
     result = run_maestro("generate", "-c", "chopin", "-n", "2", "--seconds", "1", "--seed", "3",
-                         "--checkpoint", str(tiny_checkpoint), "--out-dir", str(tmp_path), "-o", "threads=1")
+                         "--checkpoint", str(tiny_checkpoint), "--out-dir", str(tmp_path), "-O", "threads=1")
     assert result.code == 0, result.stderr
     paths = [Path(line) for line in result.stdout.splitlines()]
     assert [p.name for p in paths] == ["chopin_seed3_00.mid", "chopin_seed3_01.mid"]
@@ -294,7 +294,7 @@ def test_cli_train_and_resume_keep_the_run_options(tmp_path):
     assert first.code == 0, first.stderr
     assert first.stdout.strip() == str(tmp_path / "run" / "best.pt")
     again = run_maestro("train", "transformer", "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "3",
-                        "--resume", "-o", "log_every=1")
+                        "--resume", "-O", "log_every=1")
     assert again.code == 0, again.stderr
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["step"] == 3 and ckpt["train_config"]["batch_size"] == 3 and ckpt["train_config"]["log_every"] == 1

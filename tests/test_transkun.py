@@ -55,7 +55,7 @@ def transcribed(excerpt):
     """``maestro transcribe`` with no --backend (transkun is the default) in one 16 s window."""
     clip, _, _ = excerpt
     out = clip.with_suffix(".mid")
-    result = run_maestro("transcribe", str(clip), "-o", str(out), "-o", "hop_seconds=16", "--notes-csv",
+    result = run_maestro("transcribe", str(clip), "-o", str(out), "-O", "hop_seconds=16", "--notes-csv",
                          env={"OMP_NUM_THREADS": "2"}, timeout=600)
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == str(out)
@@ -93,7 +93,7 @@ def test_bad_checkpoint_is_one_line_error(excerpt, tmp_path, content, message):
     checkpoint = tmp_path / "model.pt"
     if content is not None:
         checkpoint.write_bytes(content)
-    result = run_maestro("transcribe", str(excerpt[0]), "-b", "transkun", "-o", f"checkpoint={checkpoint}",
+    result = run_maestro("transcribe", str(excerpt[0]), "-b", "transkun", "-O", f"checkpoint={checkpoint}",
                          "--out-dir", str(tmp_path))
     assert result.code == 1
     lines = result.stderr.strip().splitlines()
@@ -140,7 +140,7 @@ def test_listed_default_and_disable():
 
 
 def test_options_are_validated(excerpt):
-    result = run_maestro("transcribe", str(excerpt[0]), "-b", "transkun", "-o", "hop_seconds=20")
+    result = run_maestro("transcribe", str(excerpt[0]), "-b", "transkun", "-O", "hop_seconds=20")
     assert result.code == 2
     assert "hop_seconds must be > 0 and at most segment_seconds" in result.stderr
     from maestro_cli.errors import UsageError

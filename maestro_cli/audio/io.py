@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: Peak amplitude at or below which a recording counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
+#: Audio files a folder contributes to a batch.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 _BLOCK_FRAMES = 1 << 18
 _READABLE = "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF"
 #: Leading bytes of common files libsndfile cannot read, for a clearer message.

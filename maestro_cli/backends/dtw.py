@@ -12,7 +12,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class DTWOptions:
-    """Options of the ``dtw`` aligner (``-o key=value``)."""
+    """Options of the ``dtw`` aligner (``-O key=value``)."""
 
     alpha: float = 0.5  # weight of the chroma cost against the onset cost at full resolution
     open_ends: bool = True  # let the path skip leading/trailing noise or applause in the performance

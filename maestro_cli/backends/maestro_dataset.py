@@ -11,7 +11,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class MaestroOptions:
-    """Network behaviour of ``maestro fetch`` (``-o key=value``)."""
+    """Network behaviour of ``maestro fetch`` (``-O key=value``)."""
 
     retries: int = 6
     backoff: float = 1.0

@@ -16,7 +16,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class MidiTokOptions:
-    """``-o scheme=remi|midilike -o positions_per_beat=8``."""
+    """``-O scheme=remi|midilike -O positions_per_beat=8``."""
 
     scheme: Literal["remi", "midilike"] = "remi"
     positions_per_beat: int = 8  # time resolution of the first 4 beats (half of it up to 12 beats)
@@ -104,4 +104,4 @@ class MidiTokTokenizer:
 @hookimpl
 def register_tokenizers(register):
     register("miditok", MidiTokTokenizer, options=MidiTokOptions, aliases=("remi",),
-             description="MidiTok REMI or MIDI-Like (-o scheme=remi|midilike); needs miditok (imports torch)")
+             description="MidiTok REMI or MIDI-Like (-O scheme=remi|midilike); needs miditok (imports torch)")

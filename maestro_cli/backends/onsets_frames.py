@@ -43,7 +43,7 @@ def default_checkpoint() -> Path:
 
     path = MODELS_DIR / DEFAULT_MODEL / "model.pt"
     if not path.is_file():
-        raise MaestroError("no onsets-frames model installed; pass -o checkpoint=PATH", path.parent)
+        raise MaestroError("no onsets-frames model installed; pass -O checkpoint=PATH", path.parent)
     return path
 
 

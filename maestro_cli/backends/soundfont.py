@@ -10,7 +10,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class SoundfontOptions:
-    """``-o key=value`` options of the ``soundfont`` renderer."""
+    """``-O key=value`` options of the ``soundfont`` renderer."""
 
     tail: float = 1.0  #: seconds rendered after the last note ends
     peak_db: float = -1.0  #: peak level after normalisation, dBFS

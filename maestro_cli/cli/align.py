@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from maestro_cli.audio.io import AUDIO_SUFFIXES
 from maestro_cli.cli.batch import BatchFlags, batch_entries, run_files, split_executor_options
 from maestro_cli.cli.io import emit
 from maestro_cli.cli.options import (
@@ -16,14 +17,13 @@ from maestro_cli.cli.options import (
     JOBS,
     JSON,
     MANIFEST,
+    OPTIONS,
     OUT_DIR,
-    OUTPUT_OR_OPTIONS,
+    OUTPUT,
     OVERWRITE,
     SKIP_EXISTING,
     single_output,
-    split_output_and_options,
 )
-from maestro_cli.cli.transcribe import AUDIO_SUFFIXES
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.protocols import Alignment, BatchJob
 from maestro_cli.registry import create_backend, get_backend
@@ -34,9 +34,6 @@ NAME = "align"
 FORMATS = ("csv", "json", "midi", "notes", "match")
 #: Performances a folder contributes to a batch (a performance's kind is then told by its content).
 PERFORMANCE_SUFFIXES = (".mid", ".midi", *AUDIO_SUFFIXES)
-#: Audio performances, note-level output: a transcribed note counts as the score note's if it has its pitch and
-#: starts within this many seconds of the score note's time through the alignment.
-AUDIO_NOTE_WINDOW = 0.1
 
 
 def command(
@@ -47,7 +44,8 @@ def command(
         "The score: MusicXML (.musicxml, .xml, .mxl), MEI, kern or MIDI; in a batch, of every performance whose "
         "manifest line names none.")),
     out_dir: Optional[Path] = OUT_DIR,
-    output: Optional[List[str]] = OUTPUT_OR_OPTIONS,
+    out_file: Optional[Path] = OUTPUT,
+    options: Optional[List[str]] = OPTIONS,
     out_format: str = typer.Option("csv", "--format", help=(
         "csv (score_time_s,performance_time_s + JSON sidecar), json, midi (score re-timed), "
         "notes (one row per score note and extra note), or match (match file).")),
@@ -65,7 +63,7 @@ def command(
     """Align performances (audio or MIDI) to their scores; prints the path of each alignment."""
     if out_format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{out_format}'")
-    out_file, options = split_output_and_options(output)
+    options = options or []
     flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
     options, executor_options = split_executor_options(flags, options)
     entries = batch_entries(inputs, PERFORMANCE_SUFFIXES, ("score",))
@@ -87,7 +85,7 @@ def command(
         return
     from maestro_cli.registry import parse_options
 
-    parse_options(get_backend("aligner", backend), options)  # a bad -o is a usage error before any work
+    parse_options(get_backend("aligner", backend), options)  # a bad -O is a usage error before any work
     sources = [(path, {"score": paired}) for path, paired in pairs
                if path.resolve() != paired.resolve()]  # a folder of performances may hold their score
     if not sources:
@@ -109,6 +107,7 @@ class PairAligner:
     def align(self, performance: Path, score: Path, out_format: str) -> Alignment:
         """Align ``performance`` (audio or MIDI, told by its content) to ``score``."""
         from maestro_cli.align.io import detect_kind
+        from maestro_cli.align.transcribed import note_alignment
 
         kind = detect_kind(performance)
         result = self.aligner.align(performance, score, kind=kind)
@@ -116,7 +115,7 @@ class PairAligner:
             if self.transcriber is None:
                 chosen = get_backend("transcriber", self.transcriber_name)
                 self.transcriber, self.transcriber_name = chosen.create([]), chosen.name
-            result.notes = transcribed_notes(result, performance, score, self.transcriber)
+            result.notes = note_alignment(result, performance, score, self.transcriber)
             result.info["transcriber"] = self.transcriber_name
             result.info.update(result.notes.counts())
         return result
@@ -132,22 +131,3 @@ def align_one(aligning: PairAligner, item: tuple[tuple[Path, dict[str, Path]], t
         raise MaestroError("no such file", fields["score"])
     result = aligning.align(performance, fields["score"], out_format)
     write_alignment(result, performance, fields["score"], out_format, targets[0], overwrite=True)
-
-
-def transcribed_notes(result: Alignment, audio: Path, score: Path, transcriber):
-    """Note-level alignment of a recording: the ``transcriber``'s notes paired with the score notes mapped through
-    the alignment (same pitch, onset within :data:`AUDIO_NOTE_WINDOW` s, closest first)."""
-    import tempfile
-
-    import numpy as np
-
-    from maestro_cli.align.notes import from_time_map, read_performance
-    from maestro_cli.symbolic.scores import read_score
-
-    with tempfile.TemporaryDirectory() as folder:
-        midi = Path(folder) / "transcription.mid"
-        transcriber.transcribe(audio, midi)
-        played = read_performance(midi)
-    aligned = result.score if result.score is not None else read_score(score)
-    return from_time_map(aligned, played, np.asarray(result.score_times), np.asarray(result.performance_times),
-                         AUDIO_NOTE_WINDOW)

@@ -11,6 +11,7 @@ import typer
 from maestro_cli import __version__
 from maestro_cli.cli import align, data, evaluate, fetch, generate, plugins, render, tokenize, train, transcribe, view
 from maestro_cli.cli.io import install_reporting
+from maestro_cli.cli.options import reject_old_option_flag
 from maestro_cli.errors import MaestroError
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv or bool(os.environ.get("MAESTRO_DEBUG"))
     try:
         install_reporting()
+        reject_old_option_flag(argv)
         _add_plugin_commands()
         code = app(args=argv, standalone_mode=False, prog_name="maestro")
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

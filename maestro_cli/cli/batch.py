@@ -58,7 +58,7 @@ def batch_entries(inputs: list[str] | None, suffixes: Sequence[str],
 
 
 def split_executor_options(flags: BatchFlags, options: list[str]) -> tuple[list[str], list[str]]:
-    """``-o key=value`` options of the chosen executor (keys of its options dataclass), and the backend's."""
+    """``-O key=value`` options of the chosen executor (keys of its options dataclass), and the backend's."""
     executor = get_backend("executor", flags.executor)
     keys = {field.name for field in dataclasses.fields(executor.options)} if executor.options else set()
     mine = [option for option in options if option.split("=", 1)[0].strip().replace("-", "_") in keys]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import typer
 
@@ -12,11 +12,9 @@ from maestro_cli.errors import UsageError
 
 BACKEND = typer.Option(None, "--backend", "-b",
                        help="Backend to use (see `maestro plugins`); default: the best installed.")
-OPTIONS = typer.Option(None, "--option", "-o", help="Backend option key=value (repeatable); unknown keys are listed.")
-OUTPUT_OR_OPTIONS = typer.Option(
-    None, "--output", "-o",
-    help="Output FILE (one input only), or a backend option key=value (repeatable: -o threshold=0.4).",
-)
+OPTIONS = typer.Option(None, "--option", "-O",
+                       help="Backend option key=value (repeatable: -O threshold=0.4); unknown keys are listed.")
+OUTPUT = typer.Option(None, "--output", "-o", help="Output FILE (one input only).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs instead of failing.")
 JSON = typer.Option(False, "--json", help="Print one JSON object per line on stdout instead of paths.")
 OUT_DIR = typer.Option(None, "--out-dir", help="Directory for outputs (default: the current directory).")
@@ -24,13 +22,11 @@ OUT_DIR = typer.Option(None, "--out-dir", help="Directory for outputs (default: 
 _OPTION = re.compile(r"^[A-Za-z_][\w-]*=")
 
 
-def split_output_and_options(values: list[str] | None) -> Tuple[Optional[Path], list[str]]:
-    """Separate ``-o key=value`` backend options from a single ``-o FILE`` output path."""
-    options = [value for value in values or [] if _OPTION.match(value)]
-    files = [value for value in values or [] if not _OPTION.match(value)]
-    if len(files) > 1:
-        raise UsageError(f"-o names more than one output file: {', '.join(files)}")
-    return (Path(files[0]) if files else None), options
+def reject_old_option_flag(argv: list[str]) -> None:
+    """``-o key=value`` gave backend options before ``-O`` did: say so instead of writing a file called that."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("-o", "--output") and _OPTION.match(value):
+            raise UsageError(f"-o is the output file; backend options are given with -O (-O {value})")
 
 
 def single_output(out_file: Path | None, inputs: list[Path], out_dir: Path | None) -> None:
@@ -42,8 +38,8 @@ def single_output(out_file: Path | None, inputs: list[Path], out_dir: Path | Non
 
 
 __all__ = ["BACKEND", "OPTIONS", "JOBS", "EXECUTOR", "MANIFEST", "SKIP_EXISTING",
-           "OUTPUT_OR_OPTIONS", "OVERWRITE", "JSON", "OUT_DIR", "Path", "List", "Optional",
-           "split_output_and_options", "single_output"]
+           "OUTPUT", "OVERWRITE", "JSON", "OUT_DIR", "Path", "List", "Optional",
+           "reject_old_option_flag", "single_output"]
 
 
 JOBS = typer.Option(None, "--jobs", "-j", min=1,

@@ -15,12 +15,12 @@ from maestro_cli.cli.options import (
     JOBS,
     JSON,
     MANIFEST,
+    OPTIONS,
     OUT_DIR,
-    OUTPUT_OR_OPTIONS,
+    OUTPUT,
     OVERWRITE,
     SKIP_EXISTING,
     single_output,
-    split_output_and_options,
 )
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.outputs import atomic_output, output_path
@@ -33,7 +33,8 @@ def command(
     inputs: Optional[List[str]] = typer.Argument(
         None, help="MIDI files, folders of them, manifests (.txt/.jsonl), or '-' / a pipe: paths on stdin."),
     out_dir: Optional[Path] = OUT_DIR,
-    output: Optional[List[str]] = OUTPUT_OR_OPTIONS,
+    out_file: Optional[Path] = OUTPUT,
+    options: Optional[List[str]] = OPTIONS,
     sample_rate: int = typer.Option(44100, "--sample-rate", help="Output sample rate in Hz."),
     soundfont: Optional[Path] = typer.Option(None, "--soundfont",
                                              help="A .sf2/.sf3 soundfont (default: the backend's)."),
@@ -55,7 +56,7 @@ def command(
         from maestro_cli.audio.synth import check_soundfont
 
         check_soundfont(soundfont)
-    out_file, options = split_output_and_options(output)
+    options = options or []
     flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
     options, executor_options = split_executor_options(flags, options)
     paths = batch_inputs(inputs, MIDI_SUFFIXES)

@@ -26,7 +26,7 @@ def command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     options: Optional[List[str]] = OPTIONS,
 ) -> None:
-    """Train a model backend (-o preset=small -o lr=3e-4 ...); prints the best checkpoint's path."""
+    """Train a model backend (-O preset=small -O lr=3e-4 ...); prints the best checkpoint's path."""
     for stage in ("generator", "transcriber"):
         registry = get_registry(stage)
         if any(backend == b.name or backend in b.aliases for b in registry.backends):

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from maestro_cli.audio.io import AUDIO_SUFFIXES
 from maestro_cli.cli.batch import BatchFlags, backend_job, batch_inputs, run_files, split_executor_options
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
@@ -16,25 +17,25 @@ from maestro_cli.cli.options import (
     JOBS,
     JSON,
     MANIFEST,
+    OPTIONS,
     OUT_DIR,
-    OUTPUT_OR_OPTIONS,
+    OUTPUT,
     OVERWRITE,
     SKIP_EXISTING,
     single_output,
-    split_output_and_options,
 )
-from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.errors import UsageError
 from maestro_cli.outputs import atomic_output, output_path, refuse_existing
 
 NAME = "transcribe"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 
 
 def command(
     inputs: Optional[List[str]] = typer.Argument(
         None, help="Audio files (WAV, FLAC, ...), folders of them, manifests (.txt/.jsonl), or paths on stdin."),
     out_dir: Optional[Path] = OUT_DIR,
-    output: Optional[List[str]] = OUTPUT_OR_OPTIONS,
+    out_file: Optional[Path] = OUTPUT,
+    options: Optional[List[str]] = OPTIONS,
     notes_csv: bool = typer.Option(False, "--notes-csv",
                                    help="Also write <stem>.notes.csv (onset_s,offset_s,pitch,velocity)."),
     backend: Optional[str] = BACKEND,
@@ -51,7 +52,7 @@ def command(
     aligner: Optional[str] = typer.Option(None, "--aligner", help="With --score: the aligner backend."),
 ) -> None:
     """Transcribe piano recordings to MIDI; prints the output paths."""
-    out_file, options = split_output_and_options(output)
+    options = options or []
     if score is not None or report is not None or aligner is not None:
         paths = batch_inputs(inputs, AUDIO_SUFFIXES)
         if score is None or len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
@@ -90,50 +91,29 @@ def transcribe_one(transcriber, item: tuple[Path, tuple[Path, ...]]) -> None:
 
 def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path | None, transcriber: str | None,
                           options: list[str], aligner: str | None) -> None:
-    """Score-informed transcription: the transcriber's notes, aligned to the score by the aligner, combined by
-    :mod:`maestro_cli.align.informed`; a score that does not fit falls back to the blind transcription."""
-    import tempfile
-
-    import numpy as np
-
-    from maestro_cli.align import informed
-    from maestro_cli.align.notes import read_performance
-    from maestro_cli.audio.io import probe_audio
+    """Score-informed transcription (:func:`maestro_cli.align.transcribed.score_informed`) written to ``target``
+    (and the deviations to ``report``); a score that does not fit leaves the blind transcription, with a warning."""
+    from maestro_cli.align.informed import format_report
+    from maestro_cli.align.transcribed import score_informed
     from maestro_cli.registry import create_backend
-    from maestro_cli.symbolic.midi import read_controls, write_midi
+    from maestro_cli.symbolic.midi import write_midi
 
-    if not score.is_file():
-        raise MaestroError("no such file", score)
-    probe_audio(audio)
-    transcribing = create_backend("transcriber", transcriber, options)
-    aligning = create_backend("aligner", aligner, [])
-    with tempfile.TemporaryDirectory() as folder:
-        blind = Path(folder) / "transcription.mid"
-        if hasattr(transcribing, "transcribe_candidates"):  # protocols.CandidateTranscriber: the notes it weighed
-            candidates = transcribing.transcribe_candidates(audio, blind)
-        else:
-            candidates = None
-            transcribing.transcribe(audio, blind)
-        played, controls = read_performance(blind), read_controls(blind)
-        alignment = aligning.align(blind, score, kind="midi")
-        notes = informed.note_alignment(alignment, played)
-        confidence = notes.f_measure()  # how much of score and transcription pair up
-        if confidence < informed.MIN_CONFIDENCE:
-            console.print(f"warning: {score}: low alignment confidence {confidence:.2f} (a score of another piece?):"
-                          f" writing the blind transcription{', no report' if report else ''}",
-                          markup=False, highlight=False, soft_wrap=True)
-            with atomic_output(target) as tmp:
-                tmp.write_bytes(blind.read_bytes())
-            return
-    result = informed.informed(notes, np.asarray(alignment.score_times, float),
-                               np.asarray(alignment.performance_times, float), candidates)
+    run = score_informed(audio, score, create_backend("transcriber", transcriber, options),
+                         create_backend("aligner", aligner, []))
+    if run.result is None:
+        console.print(f"warning: {score}: low alignment confidence {run.confidence:.2f} (a score of another piece?):"
+                      f" writing the blind transcription{', no report' if report else ''}",
+                      markup=False, highlight=False, soft_wrap=True)
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(run.transcription.midi)
+        return
     with atomic_output(target) as tmp:
-        write_midi(result.notes, tmp, controls)
+        write_midi(run.result.notes, tmp, run.transcription.controls)
     if report is not None:
         with atomic_output(report) as tmp:
-            tmp.write_text(informed.format_report(result, report), encoding="utf-8")
-    counts = result.counts
+            tmp.write_text(format_report(run.result, report), encoding="utf-8")
+    counts = run.result.counts
     console.print(f"{audio.name}: {counts['confirmed'] + counts['recovered']} of {counts['score_notes']} score notes "
                   f"confirmed ({counts['recovered']} found among the transcriber's candidates), "
                   f"{counts['missed']} missed, {counts['extra']} extra, {counts['wrong_pitch']} wrong pitch "
-                  f"(confidence {confidence:.2f})", markup=False, highlight=False, soft_wrap=True)
+                  f"(confidence {run.confidence:.2f})", markup=False, highlight=False, soft_wrap=True)

@@ -201,7 +201,7 @@ def plan(root: Path, config: DataConfig, synthesize_audio: bool) -> list[Job]:
                 jobs.append(Job(split, stem, record.midi_path, None if synthesize_audio else record.audio_path,
                                 float(start), seconds))
     if not jobs:
-        what = "MIDI files" if synthesize_audio else "audio files (use -o synthesize=true for MIDI only)"
+        what = "MIDI files" if synthesize_audio else "audio files (use -O synthesize=true for MIDI only)"
         raise MaestroError(f"no train/validation {what} in the dataset", root)
     return jobs
 

@@ -33,7 +33,7 @@ from maestro_cli.models.runtime import find_checkpoint, save_atomic
 
 @dataclass
 class TrainConfig:
-    """``-o key=value`` options of ``maestro train onsets-frames``."""
+    """``-O key=value`` options of ``maestro train onsets-frames``."""
 
     preset: str = "cpu"
     conv_channels: int | None = None
@@ -237,7 +237,7 @@ def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig,
 
 
 def stored_train_config(path: Path) -> dict:
-    """The ``-o`` options a checkpoint was trained with (fields this version does not know are dropped)."""
+    """The ``-O`` options a checkpoint was trained with (fields this version does not know are dropped)."""
     stored = torch.load(path, map_location="cpu", weights_only=True).get("train_config", {})
     known = TrainConfig.__dataclass_fields__
     return {key: value for key, value in stored.items() if key in known}

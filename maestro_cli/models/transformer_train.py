@@ -32,7 +32,7 @@ IGNORE = -100
 
 @dataclass
 class TrainConfig:
-    """``-o key=value`` options of ``maestro train transformer``."""
+    """``-O key=value`` options of ``maestro train transformer``."""
 
     preset: str = "small"
     n_layer: int | None = None

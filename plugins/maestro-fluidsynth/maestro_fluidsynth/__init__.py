@@ -24,7 +24,7 @@ NOT_FOUND = "fluidsynth not found; install it (e.g. apt-get install fluidsynth) 
 
 @dataclass
 class FluidsynthOptions:
-    """``-o key=value`` options of the ``fluidsynth`` renderer."""
+    """``-O key=value`` options of the ``fluidsynth`` renderer."""
 
     gain: float = 1.0  #: FluidSynth's synth.gain (0..10); float output never clips before normalisation
     tail: float = 1.0  #: seconds kept after the last note ends

@@ -19,7 +19,7 @@ DIVS = 480  # divisions per quarter of the score note array handed to parangonar
 
 @dataclass
 class ParangonarOptions:
-    """Options of the ``parangonar`` aligner (``-o key=value``)."""
+    """Options of the ``parangonar`` aligner (``-O key=value``)."""
 
     ornaments: bool = False  # let parangonar treat notes with ornaments (trills, turns) separately
 

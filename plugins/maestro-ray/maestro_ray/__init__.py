@@ -1,7 +1,7 @@
 """maestro executor ``ray``: batch stages on a Ray cluster, one actor per worker holding the backend (its model).
 
 ``--executor ray`` starts a local Ray instance with this machine's cores (its actors at nice 0, like the local pool's
-workers), or joins a cluster with ``-o address=auto`` (the node's running cluster) or ``-o address=ray://HEAD:10001``
+workers), or joins a cluster with ``-O address=auto`` (the node's running cluster) or ``-O address=ray://HEAD:10001``
 (Ray Client). Each actor reserves ``num_cpus`` CPUs and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as
 the cluster's resources hold). At most two items per actor are in flight (``ray.wait``), so the input is read only
 as fast as the cluster works. When the command stops early (Ctrl-C, SIGTERM) its actors are killed, in a cluster it
@@ -28,7 +28,7 @@ IN_FLIGHT_PER_ACTOR = 2
 
 @dataclass
 class RayOptions:
-    """``-o key=value`` options of the ``ray`` executor."""
+    """``-O key=value`` options of the ``ray`` executor."""
 
     address: str | None = None  #: None: a local instance with this machine's cores; "auto"; or "ray://host:10001"
     num_cpus: float = 1.0  #: CPUs each actor reserves (and its torch/OMP threads)

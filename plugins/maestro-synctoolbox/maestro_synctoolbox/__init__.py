@@ -6,7 +6,7 @@ chroma -> quantised chroma, pitch onsets -> DLNCO, the optimal chroma shift, the
 the same audio features of the score rendered with the built-in soundfont synth (``-o
 score_features=rendered``; the audio onset detector's -25 ms offset then cancels out), or synctoolbox's
 symbolic features from the notes (``df_to_pitch_features`` / ``df_to_pitch_onset_features``,
-``-o score_features=symbolic``). A MIDI performance goes through the symbolic features on both sides.
+``-O score_features=symbolic``). A MIDI performance goes through the symbolic features on both sides.
 The score is read by maestro (``maestro_cli.symbolic.scores``: MusicXML, .mxl, MEI, kern or MIDI); a score
 with repeats is aligned as written and unfolded, and the more confident alignment kept.
 numba's compiled code is cached in
@@ -29,7 +29,7 @@ SAMPLE_RATE = 22050
 
 @dataclass
 class SynctoolboxOptions:
-    """Options of the ``synctoolbox`` aligner (``-o key=value``)."""
+    """Options of the ``synctoolbox`` aligner (``-O key=value``)."""
 
     alpha: float = 0.5  # weight of the chroma cost against the DLNCO cost at the finest level
     threshold_rec: int = 1_000_000  # maximum area of a constraint rectangle (memory bound)

@@ -12,7 +12,7 @@ from maestro_cli.hookspecs import hookimpl
 
 @dataclass
 class ToyOptions:
-    """Options users set with ``-o key=value``."""
+    """Options users set with ``-O key=value``."""
 
     gain: float = 0.3
     tail: float = 0.5
