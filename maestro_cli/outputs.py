@@ -66,13 +66,21 @@ def atomic_output(target: Path) -> Iterator[Path]:
 
     An OS error about the folder, the temporary file or the rename names ``target`` (never the hidden file).
     """
+    with _temporary(target) as tmp:
+        yield tmp
+        _rename(tmp, target)
+
+
+@contextlib.contextmanager
+def _temporary(target: Path) -> Iterator[Path]:
+    """A hidden temporary file beside ``target`` (``.<stem>.<random>.tmp<suffix>``), removed on the way out."""
     try:
         if target.is_dir():
             raise MaestroError("is a folder; name an output file (or give the folder with --out-dir)", target)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     except OSError as exc:
-        raise MaestroError(f"cannot write the output ({(exc.strerror or str(exc)).lower()})", target) from None
+        raise _write_error(exc, target) from None
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -81,13 +89,58 @@ def atomic_output(target: Path) -> Iterator[Path]:
     try:
         try:
             yield tmp
-            os.replace(tmp, target)
         except OSError as exc:
             if tmp_name not in (exc.filename, exc.filename2):
                 raise
-            raise MaestroError(f"cannot write the output ({(exc.strerror or str(exc)).lower()})", target) from None
+            raise _write_error(exc, target) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _rename(tmp: Path, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_error(exc, target) from None
+
+
+def _write_error(exc: OSError, target: Path) -> MaestroError:
+    return MaestroError(f"cannot write the output ({(exc.strerror or str(exc)).lower()})", target)
+
+
+@contextlib.contextmanager
+def atomic_outputs(*targets: Path) -> Iterator[tuple[Path, ...]]:
+    """:func:`atomic_output` for outputs that belong together (a MIDI and its report): one temporary path each, all
+    renamed into place only once the block has written every one. A failure leaves none of the new files: should a
+    rename fail, the outputs already renamed are put back as they were (the old file, or none)."""
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(_temporary(target)) for target in targets]
+        yield tuple(temps)
+        backups = [stack.enter_context(_backup(target)) for target in targets]
+        done: list[int] = []
+        try:
+            for k, (tmp, target) in enumerate(zip(temps, targets)):
+                _rename(tmp, target)
+                done.append(k)
+        except BaseException:
+            for k in done:
+                if backups[k] is not None:
+                    os.replace(backups[k], targets[k])
+                else:
+                    targets[k].unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def _backup(target: Path) -> Iterator[Path | None]:
+    """A hard link to ``target`` as it is now (None if it does not exist), removed on the way out."""
+    if not target.exists():
+        yield None
+        return
+    with _temporary(target) as backup:
+        backup.unlink()
+        os.link(target, backup)
+        yield backup
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -180,3 +180,32 @@ def test_generate_refuses_an_empty_composer_and_an_endless_piece(tmp_path):
     assert endless.code == 2 and endless.stderr.splitlines() == [
         "error: --seconds must be at most 3600 (an hour of music per piece), not 100000"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_that_belong_together_are_written_all_or_none(tmp_path):
+    from maestro_cli.outputs import atomic_outputs
+
+    midi, report = tmp_path / "x.mid", tmp_path / "x.csv"
+    midi.write_text("old midi")
+    with pytest.raises(RuntimeError):
+        with atomic_outputs(midi, report) as (tmp_midi, tmp_report):
+            tmp_midi.write_text("new midi")
+            raise RuntimeError("the report failed")
+    assert midi.read_text() == "old midi" and not report.exists()
+    with pytest.raises(MaestroError) as caught:
+        with atomic_outputs(midi, report) as (tmp_midi, tmp_report):
+            tmp_midi.write_text("new midi")
+            tmp_report.write_text("new report")
+            report.mkdir()
+            (report / "inside").write_text("")  # the second rename fails: a non-empty folder is in the way
+    assert caught.value.path == str(report)
+    assert midi.read_text() == "old midi"  # the first rename was undone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.mid"]
+    report.joinpath("inside").unlink()
+    report.rmdir()
+    with atomic_outputs(midi, report) as (tmp_midi, tmp_report):
+        tmp_midi.write_text("new midi")
+        tmp_report.write_text("new report")
+    assert (midi.read_text(), report.read_text()) == ("new midi", "new report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.mid"]
+
