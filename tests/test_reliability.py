@@ -209,3 +209,15 @@ def test_outputs_that_belong_together_are_written_all_or_none(tmp_path):
     assert (midi.read_text(), report.read_text()) == ("new midi", "new report")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.mid"]
 
+def test_align_warns_when_the_score_is_of_another_piece(tmp_path, shared_data):
+    vienna = shared_data / "vienna4x22"
+    performance = vienna / "midi" / "Chopin_op10_no3_p01.mid"
+    score = vienna / "musicxml" / "Mozart_K331_1st-mov.musicxml"
+    result = run_maestro("align", str(performance), "--score", str(score), "-o", str(tmp_path / "map.csv"))
+    assert result.code == 0 and (tmp_path / "map.csv").is_file()
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"warning: {score}: low alignment confidence 0.") and str(performance) in line
+    right = run_maestro("align", str(performance), "--score", str(vienna / "musicxml" / "Chopin_op10_no3.musicxml"),
+                        "-o", str(tmp_path / "right.csv"))
+    assert right.code == 0 and right.stderr == ""
+

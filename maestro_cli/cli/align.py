@@ -10,7 +10,7 @@ import typer
 
 from maestro_cli.audio.io import AUDIO_SUFFIXES
 from maestro_cli.cli.batch import BatchFlags, batch_entries, run_files, split_executor_options
-from maestro_cli.cli.io import emit
+from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
     BACKEND,
     EXECUTOR,
@@ -118,7 +118,19 @@ class PairAligner:
             result.notes = note_alignment(result, performance, score, self.transcriber)
             result.info["transcriber"] = self.transcriber_name
             result.info.update(result.notes.counts())
+        warn_if_unlikely(result, performance, score)
         return result
+
+
+def warn_if_unlikely(result: Alignment, performance: Path, score: Path) -> None:
+    """The warning of ``transcribe --score``, on stderr, when the alignment's confidence says the score is probably
+    of another piece (below :data:`maestro_cli.align.informed.MIN_CONFIDENCE`); the alignment is written anyway."""
+    from maestro_cli.align.informed import MIN_CONFIDENCE
+
+    confidence = result.info.get("confidence")
+    if isinstance(confidence, (int, float)) and confidence < MIN_CONFIDENCE:
+        console.print(f"warning: {score}: low alignment confidence {confidence:.2f} for {performance} (a score of "
+                      "another piece?); writing the alignment anyway", markup=False, highlight=False, soft_wrap=True)
 
 
 def align_one(aligning: PairAligner, item: tuple[tuple[Path, dict[str, Path]], tuple[Path, ...]], *,
