@@ -209,6 +209,7 @@ def test_outputs_that_belong_together_are_written_all_or_none(tmp_path):
     assert (midi.read_text(), report.read_text()) == ("new midi", "new report")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.mid"]
 
+
 def test_align_warns_when_the_score_is_of_another_piece(tmp_path, shared_data):
     vienna = shared_data / "vienna4x22"
     performance = vienna / "midi" / "Chopin_op10_no3_p01.mid"
@@ -221,3 +222,31 @@ def test_align_warns_when_the_score_is_of_another_piece(tmp_path, shared_data):
                         "-o", str(tmp_path / "right.csv"))
     assert right.code == 0 and right.stderr == ""
 
+
+def test_output_names_that_do_not_fit_the_format_and_a_report_without_a_score_are_usage_errors(tmp_path, shared_data):
+    vienna = shared_data / "vienna4x22"
+    performance, score = vienna / "midi" / "Chopin_op10_no3_p01.mid", vienna / "musicxml" / "Chopin_op10_no3.musicxml"
+    audio = shared_data / EXCERPT
+    cases = [
+        (["align", str(performance), "--score", str(score), "-o", str(tmp_path / "out.json"), "--format", "csv"],
+         "error: -o out.json does not fit --format csv: name a .csv file, or pick the --format of that file"),
+        (["transcribe", str(audio), "--score", str(score), "--report", str(tmp_path / "dev.xlsx"), "-o",
+          str(tmp_path / "t.mid")], "error: --report must name a .csv or .json file, not 'dev.xlsx'"),
+        (["transcribe", str(audio), "--report", str(tmp_path / "dev.csv")],
+         "error: --report needs --score, which is missing (the score of the recording)"),
+    ]
+    for args, message in cases:
+        result = run_maestro(*args)
+        assert (result.code, result.stderr.splitlines()) == (2, [message])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_midi_file_is_called_empty(tmp_path):
+    empty = tmp_path / "empty.mid"
+    empty.write_bytes(b"")
+    for args in (["render", str(empty), "--out-dir", str(tmp_path / "o")],
+                 ["tokenize", str(empty), "--out-dir", str(tmp_path / "o")],
+                 ["generate", "--primer", str(empty), "--seconds", "1", "--seed", "1", "--out-dir",
+                  str(tmp_path / "o")]):
+        result = run_maestro(*args)
+        assert (result.code, result.stderr.splitlines()) == (1, [f"error: {empty}: empty file (0 bytes)"]), args

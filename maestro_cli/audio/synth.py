@@ -88,10 +88,10 @@ def read_score(midi: Path | str | bytes):
         if isinstance(midi, bytes):
             return symusic.Score.from_midi(midi, ttype="second")
         return symusic.Score(str(midi), ttype="second")
-    except FileNotFoundError:
-        raise MaestroError("no such file", name) from None
     except Exception as exc:  # noqa: BLE001 - symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", name) from None
+        from maestro_cli.symbolic.midi import unreadable_midi
+
+        raise unreadable_midi(exc, name) from None
 
 
 def _pedal(controls: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,9 @@ NAME = "align"
 
 
 FORMATS = ("csv", "json", "midi", "notes", "match")
+#: The names ``-o`` may give each format's file.
+FILE_SUFFIXES = {"csv": (".csv",), "json": (".json",), "midi": (".mid", ".midi"), "notes": (".csv",),
+                 "match": (".match",)}
 #: Performances a folder contributes to a batch (a performance's kind is then told by its content).
 PERFORMANCE_SUFFIXES = (".mid", ".midi", *AUDIO_SUFFIXES)
 
@@ -63,6 +66,9 @@ def command(
     """Align performances (audio or MIDI) to their scores; prints the path of each alignment."""
     if out_format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{out_format}'")
+    if out_file is not None and not out_file.name.lower().endswith(FILE_SUFFIXES[out_format]):
+        raise UsageError(f"-o {out_file.name} does not fit --format {out_format}: name a "
+                         f"{' or '.join(FILE_SUFFIXES[out_format])} file, or pick the --format of that file")
     options = options or []
     flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
     options, executor_options = split_executor_options(flags, options)

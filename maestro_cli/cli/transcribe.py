@@ -27,6 +27,7 @@ from maestro_cli.errors import UsageError
 from maestro_cli.outputs import atomic_output, atomic_outputs, output_path, refuse_existing
 
 NAME = "transcribe"
+REPORT_SUFFIXES = (".csv", ".json")
 
 
 def command(
@@ -52,9 +53,14 @@ def command(
 ) -> None:
     """Transcribe piano recordings to MIDI; prints the output paths."""
     options = options or []
-    if score is not None or report is not None or aligner is not None:
+    if score is None and (report is not None or aligner is not None):
+        raise UsageError(f"{'--report' if report is not None else '--aligner'} needs --score, which is missing "
+                         "(the score of the recording)")
+    if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
+        raise UsageError(f"--report must name a .csv or .json file, not '{report.name}'")
+    if score is not None:
         paths = batch_inputs(inputs, AUDIO_SUFFIXES)
-        if score is None or len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
+        if len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
             raise UsageError("--score (with --report, --aligner) takes exactly one recording and no batch options")
         target = output_path(paths[0], ".mid", out_dir, out_file, overwrite)
         refuse_existing(report, overwrite)

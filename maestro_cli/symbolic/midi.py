@@ -25,6 +25,18 @@ def file_head(path: Path | str, size: int) -> bytes:
     return head
 
 
+def unreadable_midi(exc: Exception, path: Path | str | None) -> MaestroError:
+    """The one-line error for a file symusic could not parse: missing, empty, or what symusic says."""
+    if path is not None:
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            return MaestroError("no such file", path)
+        if size == 0:
+            return MaestroError("empty file (0 bytes)", path)
+    return MaestroError(f"not a readable MIDI file ({exc})", path)
+
+
 def is_midi(head: bytes) -> bool:
     """Whether a file's first bytes are a Standard MIDI file (``MThd``, or RIFF-wrapped RMID)."""
     return head.startswith(b"MThd") or (head.startswith(b"RIFF") and head[8:12] == b"RMID")
@@ -40,7 +52,7 @@ def read_midi(path: Path | str | bytes) -> tuple[np.ndarray, tuple[np.ndarray, n
     try:
         score = symusic.Score.from_midi(path) if isinstance(path, bytes) else symusic.Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", None if isinstance(path, bytes) else path) from None
+        raise unreadable_midi(exc, None if isinstance(path, bytes) else path) from None
     seconds = tick_clock(score.tempos.numpy(), score.tpq)
     parts, times, values = [], [], []
     for track in score.tracks:
@@ -139,7 +151,7 @@ def read_controls(path: Path | str) -> np.ndarray:
     try:
         score = symusic.Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", path) from None
+        raise unreadable_midi(exc, path) from None
     seconds = tick_clock(score.tempos.numpy(), score.tpq)
     rows = [np.stack([seconds(c["time"]), c["number"], c["value"]], axis=1)
             for c in (track.controls.numpy() for track in score.tracks if not track.is_drum) if len(c["time"])]

@@ -231,12 +231,12 @@ def _midi_notes(path: Path) -> np.ndarray:
     """SCORE_DTYPE notes of a MIDI score: seconds from its tempo map, beats and bars from its time signatures."""
     import symusic
 
-    from maestro_cli.symbolic.midi import tick_clock
+    from maestro_cli.symbolic.midi import tick_clock, unreadable_midi
 
     try:
         midi = symusic.Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", path) from None
+        raise unreadable_midi(exc, path) from None
     seconds = tick_clock(midi.tempos.numpy(), midi.tpq)
     rows = [track.notes.numpy() for track in midi.tracks if not track.is_drum]
     rows = [r for r in rows if len(r)]
