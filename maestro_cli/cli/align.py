@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from maestro_cli.audio.io import AUDIO_SUFFIXES
+from maestro_cli.batch.files import input_problem
 from maestro_cli.cli.batch import BatchFlags, batch_entries, run_files, split_executor_options
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
@@ -77,8 +78,8 @@ def command(
     if any(paired is None for _, paired in pairs):
         missing = next(path for path, paired in pairs if paired is None)
         raise UsageError(f"no score for {missing}: give --score, or a \"score\" on its JSON manifest line")
-    if score is not None and not score.is_file():
-        raise MaestroError("no such file", score)
+    if score is not None and (problem := input_problem(score)) is not None:
+        raise problem
     single_output(out_file, [path for path, _ in pairs], out_dir)
     from maestro_cli.align.io import output_paths, write_alignment
 

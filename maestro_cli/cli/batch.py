@@ -53,6 +53,8 @@ def batch_entries(inputs: list[str] | None, suffixes: Sequence[str],
     listed twice with the same companions is run once."""
     entries = expand_entries(read_inputs(inputs), suffixes, keys)
     if not entries:
+        if inputs and len(inputs) == 1 and inputs[0] != "-":
+            raise UsageError(f"no input files ({', '.join(suffixes)}) found in it", inputs[0])
         raise UsageError(f"no input files ({', '.join(suffixes)}) found in {', '.join(inputs or ['stdin'])}")
     return list({(path, tuple(sorted(fields.items()))): (path, fields) for path, fields in entries}.values())
 

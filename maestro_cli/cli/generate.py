@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from maestro_cli.batch.files import input_problem
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import BACKEND, JSON, OPTIONS, OUT_DIR, OVERWRITE
 from maestro_cli.errors import UsageError
@@ -48,6 +49,8 @@ def command(
         raise UsageError("--composer is empty; name a composer (e.g. Chopin), or leave it out for any composer")
     if seconds > MAX_SECONDS:
         raise UsageError(f"--seconds must be at most {MAX_SECONDS:g} (an hour of music per piece), not {seconds:g}")
+    if primer is not None and (problem := input_problem(primer)) is not None:
+        raise problem  # before the model loads
     generator = get_backend("generator", backend).create(options or [])
     name = (composer or "any").lower().replace(" ", "_")
     if seed is None:

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from maestro_cli.audio.io import AUDIO_SUFFIXES
+from maestro_cli.batch.files import input_problem
 from maestro_cli.cli.batch import BatchFlags, backend_job, batch_inputs, run_files, split_executor_options
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
@@ -59,6 +60,8 @@ def command(
     if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
         raise UsageError(f"--report must name a .csv or .json file, not '{report.name}'")
     if score is not None:
+        if (problem := input_problem(score)) is not None:
+            raise problem
         paths = batch_inputs(inputs, AUDIO_SUFFIXES)
         if len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
             raise UsageError("--score (with --report, --aligner) takes exactly one recording and no batch options")

@@ -16,10 +16,13 @@ _TPQ = 500  # with 120 bpm one tick is 1 ms, one time step 10 ticks
 def file_head(path: Path | str, size: int) -> bytes:
     """The first ``size`` bytes of a file, to tell its format by content; one-line errors if missing or empty."""
     path = Path(path)
-    if not path.is_file():
-        raise MaestroError("no such file", path)
-    with path.open("rb") as handle:
-        head = handle.read(size)
+    try:
+        if not path.is_file():
+            raise MaestroError("is a folder, not a file" if path.is_dir() else "no such file", path)
+        with path.open("rb") as handle:
+            head = handle.read(size)
+    except OSError as exc:  # unreadable, a name too long
+        raise MaestroError((exc.strerror or type(exc).__name__).lower(), path) from None
     if not head:
         raise MaestroError("empty file (0 bytes)", path)
     return head
@@ -34,6 +37,11 @@ def unreadable_midi(exc: Exception, path: Path | str | None) -> MaestroError:
             return MaestroError("no such file", path)
         if size == 0:
             return MaestroError("empty file (0 bytes)", path)
+        try:
+            if not is_midi(file_head(path, 12)):
+                return MaestroError("not a MIDI file (it does not start with MThd)", path)
+        except MaestroError as problem:
+            return problem
     return MaestroError(f"not a readable MIDI file ({exc})", path)
 
 
