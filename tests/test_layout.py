@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "maestro_cli"
-DOMAIN = ("data", "symbolic", "tokens", "audio", "align", "metrics")
+DOMAIN = ("data", "symbolic", "tokens", "audio", "align", "metrics", "report")
 #: What each part of the package must never import (prefixes of maestro_cli module names).
 FORBIDDEN = {
     **{f"maestro_cli.{name}": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.plugins",
                                "maestro_cli.registry") for name in ("data", "symbolic", "tokens", "audio")},
     **{f"maestro_cli.{name}": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends") for name in
        ("align", "metrics")},
+    "maestro_cli.report": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.plugins",
+                           "maestro_cli.registry"),
     "maestro_cli.display": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends"),
     "maestro_cli.models": ("maestro_cli.cli", "maestro_cli.backends", "maestro_cli.plugins"),
     "maestro_cli.backends": ("maestro_cli.cli",),
