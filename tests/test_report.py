@@ -246,3 +246,51 @@ def test_page_in_chromium_midi_performance(browser, vienna_page):
     assert "velocity" in page.inner_text("#tip")
     assert errors == []
     page.close()
+
+
+MAPS = "MAPS_MUS-chpn-p14_ENSTDkAm"
+MAPS_SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def maps_page(shared_data, tmp_path_factory):
+    """The report of the first seconds of a real MAPS recording (onsets-frames, the fastest transcriber) against its
+    score flattened from the A-MAPS MIDI (benchmarks/informed_transcription.py)."""
+    import importlib.util
+
+    import soundfile
+    from helpers import REPO
+
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("informed_bench", REPO / "benchmarks" / "informed_transcription.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data, folder = shared_data / "maps-disklavier", tmp_path_factory.mktemp("maps")
+    audio, rate = soundfile.read(data / "flac" / f"{MAPS}.flac", frames=int(MAPS_SECONDS * 16000), dtype="float32")
+    soundfile.write(folder / "clip.flac", audio, rate)
+    notes, positions, signatures, spb = bench.flattened_notes(data, MAPS, MAPS_SECONDS)
+    bench.write_score(positions, notes["pitch"].astype(np.int64), signatures, spb, folder / "score.mid")
+    page = folder / "clip.report.html"
+    result = run_maestro("report", str(folder / "clip.flac"), "--score", str(folder / "score.mid"), "--out-dir",
+                         str(folder), "--json", "-b", "onsets-frames", "-O", "threads=1")
+    assert result.code == 0, result.stderr
+    return {"page": page, "data": json.loads(page.with_suffix(".json").read_text())}
+
+
+def test_page_in_chromium_recording(browser, maps_page):
+    data = maps_page["data"]
+    _consistent(data)
+    assert data["performance"] == {"path": "clip.flac", "kind": "audio", "duration_s": MAPS_SECONDS}
+    assert data["backends"] == {"aligner": "dtw", "transcriber": "onsets-frames"}
+    # measured 0.95 of the score notes confirmed, confidence 0.74: a regression falls below
+    assert data["summary"]["accuracy"] > 0.9 and data["confidence"] > 0.6
+    assert data["summary"]["tempo_bpm"] == pytest.approx(data["summary"]["marking_bpm"], rel=0.1)
+    page, errors = open_page(browser, maps_page["page"])
+    _drawn_match(page, data)
+    assert page.evaluate("document.getElementById('audio').duration") == pytest.approx(MAPS_SECONDS, abs=0.05)
+    k = next(i for i, row in enumerate(data["notes"]) if row["status"] == "correct" and row["start"] > 4)
+    page.click(f"rect.note.played[data-i='{k}']", force=True)
+    assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(
+        data["notes"][k]["start"], abs=0.05)
+    assert errors == []
+    page.close()

@@ -13,15 +13,19 @@ SAMPLE_RATE = 22050
 #: Vorbis compression level of soundfile (0: best quality, 1: smallest).
 COMPRESSION = 0.6
 MIME = "audio/ogg"
+#: Frames per write: libsndfile 1.2's Vorbis encoder crashes (SIGSEGV) on one write of minutes of audio.
+BLOCK = 1 << 16
 
 
 def encode(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """Mono float samples as OGG/Vorbis bytes."""
     import soundfile
 
-    out = io.BytesIO()
-    soundfile.write(out, np.asarray(samples, np.float32), sample_rate, format="OGG", subtype="VORBIS",
-                    compression_level=COMPRESSION)
+    samples, out = np.asarray(samples, np.float32), io.BytesIO()
+    with soundfile.SoundFile(out, "w", sample_rate, 1, format="OGG", subtype="VORBIS",
+                             compression_level=COMPRESSION) as sink:
+        for start in range(0, len(samples), BLOCK):
+            sink.write(samples[start:start + BLOCK])
     return out.getvalue()
 
 
