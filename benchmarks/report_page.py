@@ -1,11 +1,11 @@
 """Report page benchmark: a 10-minute performance's page, its size and the time Chromium takes to open it.
 
-Input: the MAESTRO v3 performance of 9.5 to 10.5 minutes with the most notes (Liszt, Mephisto Waltz No. 1: 10:21,
-about 10,000 notes), against a "score" made from it (every 20th note left out, every 37th a semitone higher, so all
-four statuses are drawn). ``maestro report`` writes the page without audio and with the rendering embedded; headless
-Chromium (Debian's, through Playwright) opens each page ``--runs`` times from disk and the time from navigation to
-the page drawn (``window.reportReadyMs``) is recorded; the median is reported. Targets (issue 32): under 2 s to
-open, under 5 MB without audio.
+Input: the MAESTRO v3 performance of 9.5 to 10.5 minutes with the most notes (Liszt, Tarantelle di Bravura
+S. 386, 2009: 10:29, 10,500 notes), against a "score" made from it (every 20th note left out, every 37th a semitone
+higher, so all four statuses are drawn). ``maestro report`` writes the page without audio and with the rendering
+embedded; headless Chromium (Debian's, through Playwright) opens each page ``--runs`` times from disk and the time
+from navigation to the page drawn (``window.reportReadyMs``) is recorded; the median is reported. Targets
+(issue 32): under 2 s to open, under 5 MB without audio.
 
 Run: ``.venv/bin/python benchmarks/report_page.py [--runs 3] [--shared ../shared/data]``.
 Prints a rich table and one JSON line. Timings on a shared machine are upper bounds.

@@ -282,7 +282,9 @@ def _beat_map(paired: Paired) -> dict:
         beats_of = score["onset_beats"][paired.correct[:, 0]]
         times_of = played["start_s"][paired.correct[:, 1]]
         keys, inverse = np.unique(beats_of, return_inverse=True)
-        medians = np.array([np.median(times_of[inverse == k]) for k in range(len(keys))])
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(times_of[order], np.flatnonzero(np.diff(inverse[order])) + 1)
+        medians = np.array([float(np.median(group)) if len(group) > 1 else float(group[0]) for group in groups])
         keep, last = [], -np.inf
         for k, t in enumerate(medians):
             if t > last + 1e-3:
