@@ -13,7 +13,7 @@ import typer
 
 from maestro_cli.cli.batch import BatchFlags, batch_inputs, run_files, split_executor_options
 from maestro_cli.cli.io import console, emit
-from maestro_cli.cli.options import EXECUTOR, JOBS, MANIFEST, OPTIONS, OUT_DIR, OUTPUT, OVERWRITE, SKIP_EXISTING
+from maestro_cli.cli.options import EXECUTOR, JOBS, MANIFEST, OUT_DIR, OUTPUT, OVERWRITE, SKIP_EXISTING
 from maestro_cli.errors import MaestroError, UsageError
 from maestro_cli.outputs import atomic_output, output_path, refuse_existing
 from maestro_cli.protocols import BatchJob
@@ -36,7 +36,8 @@ def command(
         "object per page instead of its path.")),
     transcriber: Optional[str] = typer.Option(None, "--transcriber", "-b", help=(
         "Recordings: the transcriber (default: the best installed).")),
-    options: Optional[List[str]] = OPTIONS,
+    options: Optional[List[str]] = typer.Option(None, "--option", "-O", help=(
+        "Transcriber option key=value for recordings (repeatable: -O threads=1); unknown keys are listed.")),
     aligner: Optional[str] = typer.Option(None, "--aligner", help="The aligner backend (default: the best installed)."),
     audio: str = typer.Option("embed", "--audio", help=(
         "embed: the recording (MIDI: rendered by the default renderer) inside the page as OGG; link: beside it "
@@ -59,7 +60,11 @@ def command(
     paths = [path for path in batch_inputs(inputs, PERFORMANCE_SUFFIXES) if path.resolve() != score.resolve()]
     if not paths:
         raise UsageError("no performance to report on besides the score itself")
-    get_backend("aligner", aligner)  # an unknown backend is a usage error before any work
+    get_backend("aligner", aligner)  # an unknown backend or option is a usage error before any work
+    if options:
+        from maestro_cli.registry import parse_options
+
+        parse_options(get_backend("transcriber", transcriber), options)
     if out_file is not None and (len(paths) != 1 or out_dir is not None):
         raise UsageError("-o FILE takes exactly one performance and no --out-dir; use --out-dir for several")
     if len(paths) == 1 and not (jobs or executor or manifest or skip_existing):
