@@ -19,7 +19,8 @@ puts its score onset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,6 @@ class Paired:
     controls: np.ndarray  # rows (time_s, controller, value)
     confidence: float
     duration_s: float
-    backends: dict = field(default_factory=dict)
 
 
 def performance_report(performance: Path, score: Path, aligner, transcriber=None) -> tuple[dict, Paired]:
@@ -201,7 +201,7 @@ def build(paired: Paired, title: str | None = None, composer: str | None = None)
                   "score_format": paired.score.format, "score_variant": paired.score.variant,
                   "tempo_marked": _tempo_marked(paired.score)},
         "performance": {"path": paired.path.name, "kind": paired.kind, "duration_s": round(paired.duration_s, 3)},
-        "backends": paired.backends,
+        "backends": {},  # the caller names them
         "confidence": paired.confidence,
         "warning": (f"low alignment confidence {paired.confidence:.2f} (below {MIN_CONFIDENCE}): is the score of "
                     "another piece?") if low else None,
@@ -326,8 +326,6 @@ def _measure_starts(score) -> list[tuple[int, float]]:
     """(number, start beat) of each measure in score order: the score's measures, or for a score without them
     (MIDI) the first onset of each bar number."""
     if score.part is not None:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = [(int(m.number) if m.number is not None else k + 1, float(score.part.beat_map(m.start.t)))
