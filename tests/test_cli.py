@@ -16,8 +16,8 @@ from maestro_cli.outputs import atomic_output, output_path
 def test_help_lists_every_stage():
     result = run_maestro("--help")
     assert result.code == 0
-    for stage in ("fetch", "data", "tokenize", "train", "generate", "render", "transcribe", "align", "evaluate",
-                  "plugins"):
+    for stage in ("fetch", "data", "tokenize", "train", "generate", "render", "transcribe", "align", "report",
+                  "evaluate", "plugins"):
         assert f"  {stage} " in result.stdout
 
 

@@ -1,4 +1,5 @@
-"""The house plan (docs/architecture.md): domain code never imports the CLI, nothing imports back up the layers, no cycles."""
+"""The house plan (docs/architecture.md): domain code never imports the CLI, nothing imports back up the layers,
+no cycles."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "maestro_cli"
-DOMAIN = ("data", "symbolic", "tokens", "audio", "align", "metrics")
+DOMAIN = ("data", "symbolic", "tokens", "audio", "align", "metrics", "report")
 #: What each part of the package must never import (prefixes of maestro_cli module names).
 FORBIDDEN = {
     **{f"maestro_cli.{name}": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.plugins",
@@ -21,6 +22,8 @@ FORBIDDEN = {
     "maestro_cli.metrics": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.registry",
                             "maestro_cli.plugins", "maestro_cli.outputs", "maestro_cli.pipelines"),
     "maestro_cli.pipelines": ("maestro_cli.cli",),
+    "maestro_cli.report": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.plugins",
+                           "maestro_cli.registry", "maestro_cli.pipelines"),
     "maestro_cli.display": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends"),
     "maestro_cli.models": ("maestro_cli.cli", "maestro_cli.backends", "maestro_cli.plugins"),
     "maestro_cli.backends": ("maestro_cli.cli",),
