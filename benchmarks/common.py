@@ -67,10 +67,11 @@ def maestro_excerpts(shared: Path, folder: Path, pieces: int, seconds: float) ->
     return sorted(folder.iterdir())
 
 
-def amaps_midi(shared: Path, piece: str) -> Path:
-    """The A-MAPS MIDI (performance with pedal) of a MAPS piece, named with or without ``MAPS_MUS-``."""
+def amaps_midi(maps: Path, piece: str) -> Path:
+    """The A-MAPS MIDI (the performance, pedal included) of a piece in the ``maps`` folder (:data:`MAPS`), named
+    with or without ``MAPS_MUS-``."""
     short = piece.removeprefix("MAPS_MUS-")
-    return next((shared / MAPS / "a-maps").glob(f"R_*_A_MAPS_{short}.mid"))
+    return next((maps / "a-maps").glob(f"R_*_A_MAPS_{short}.mid"))
 
 
 def asap_performances(root: Path, per_piece: int = 0) -> list[dict]:
