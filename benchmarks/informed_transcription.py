@@ -273,7 +273,7 @@ def main() -> None:
         left=2))
     transcription_cpu = cpu_transcribe / audio_seconds if audio_seconds else None
     progress.print(f"CPU seconds: transcription {transcription_cpu or float('nan'):.2f} per second of audio (not "
-                  f"cached), alignment + combination {cpu_inform / (2 * len(pieces)):.2f} per excerpt and score")
+                   f"cached), alignment + combination {cpu_inform / (2 * len(pieces)):.2f} per excerpt and score")
     emit("informed_transcription", {
         "backend": args.backend, "options": args.option, "seconds": args.seconds, "after": args.after,
         "recover": informed.RECOVER if args.recover is None else args.recover, "summary": summary,
