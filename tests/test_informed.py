@@ -6,12 +6,11 @@ decoding left out."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from helpers import REPO, run_maestro
+from helpers import benchmark, run_maestro
 
 pytest.importorskip("torch")
 
@@ -23,19 +22,12 @@ OPTIONS = ("-b", "onsets-frames", "-O", "onset_threshold=0.2", "-O", "threads=1"
 FLOOR, FLOOR_GAIN = 0.92, 0.005
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("informed_bench", REPO / "benchmarks" / "informed_transcription.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def excerpt(shared_data, tmp_path_factory):
     """The first SECONDS of the recording, its flattened score, another piece's score and the ground truth."""
     import soundfile
 
-    bench, data = _bench(), shared_data / "maps-disklavier"
+    bench, data = benchmark("informed_transcription"), shared_data / "maps-disklavier"
     folder = tmp_path_factory.mktemp("informed")
     audio, rate = soundfile.read(data / "flac" / f"{PIECE}.flac", frames=int(SECONDS * 16000), dtype="float32")
     soundfile.write(folder / "clip.wav", audio, rate)
