@@ -44,6 +44,7 @@ def test_backend_options_take_capital_o_and_the_old_form_says_so(tmp_path):
     result = run_maestro("generate", "-o", "max_hold=3", "--seed", "1")
     assert result.code == 2
     assert result.stderr.strip() == "error: -o is the output file; backend options are given with -O (-O max_hold=3)"
+    assert run_maestro("train", "transformer", "--data", ".", "-obatch_size=2").code == 2
     result = run_maestro("render", "x.mid", "-O", "no_such_key=1")
     assert result.code == 2 and "no_such_key" in result.stderr
 

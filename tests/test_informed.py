@@ -49,6 +49,7 @@ def _f1(excerpt, midi) -> float:
     return evaluate_notes(excerpt["ref"], est[est["start_s"] < SECONDS - 0.1])["note_f1"]
 
 
+@pytest.mark.slow
 def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     out, report = tmp_path / "perf.mid", tmp_path / "dev.json"
     result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["score"]), "-o", str(out),
@@ -66,6 +67,7 @@ def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     assert {row["kind"] for row in body["deviations"]} <= {"missed", "extra", "wrong_pitch"}
 
 
+@pytest.mark.slow
 def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
     from maestro_cli.symbolic.midi import read_midi
 
@@ -83,6 +85,7 @@ def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
     np.testing.assert_allclose(played["end_s"], expected["end_s"], atol=2e-3)
 
 
+@pytest.mark.slow
 def test_report_lists_a_deleted_note(excerpt, tmp_path):
     from maestro_cli.align.informed import EXTRA_CONFIDENCE
     from maestro_cli.registry import create_backend

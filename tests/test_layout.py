@@ -84,6 +84,7 @@ def test_no_import_cycles_between_modules():
             visit(node, [node])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", [*DOMAIN, "models", "backends", "pipelines", "protocols", "outputs", "reporting",
                                      "display", "registry", "plugins"])
 def test_domain_packages_load_neither_typer_nor_rich(package):
@@ -95,6 +96,7 @@ def test_domain_packages_load_neither_typer_nor_rich(package):
     assert out.stdout.strip() == "", f"importing maestro_cli.{package} loads {out.stdout.strip()}"
 
 
+@pytest.mark.slow
 def test_every_maestro_import_resolves():
     """Lazy imports inside functions fail only when they run: check every `from maestro_cli... import name`."""
     code = """

@@ -187,6 +187,7 @@ def test_written_midi_keeps_control_changes(tmp_path):
     assert np.allclose(to_rows(read_notes(tmp_path / "est.mid", sustain=False)), to_rows(REF), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_cli_single_pair_json_and_plot(tmp_path):
     ref = tmp_path / "piece.csv"
     write_notes_csv(REF, ref)
@@ -203,6 +204,7 @@ def test_cli_single_pair_json_and_plot(tmp_path):
     assert again.code == 1 and "roll.png: output exists; use --overwrite" in again.stderr and not again.stdout
 
 
+@pytest.mark.slow
 def test_cli_batch_matches_stems_and_prints_mean(tmp_path):
     refs, ests = tmp_path / "ref", tmp_path / "est"
     refs.mkdir()
