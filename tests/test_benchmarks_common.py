@@ -37,7 +37,8 @@ def test_process_cpu_and_peak_memory_are_its_own():
     big = common.run_process([sys.executable, "-c", code.format(mb=200, loops=3 * 10**6)])
     small = common.run_process([sys.executable, "-c", code.format(mb=1, loops=1)])
     assert big.ok and small.ok
-    assert big.peak_mb >= 200 and small.peak_mb < 100  # not the largest child's so far
+    # not the largest child's so far (a child forked from a large parent may start at the parent's size: compare)
+    assert big.peak_mb >= 200 and big.peak_mb - small.peak_mb >= 150
     assert big.cpu_s > small.cpu_s and big.wall_s >= big.cpu_s * 0.5
 
 
