@@ -156,8 +156,8 @@ class Process:
 
 def run_process(command: Sequence[str], *, check: bool = False) -> Process:
     """Run ``command`` (stdin closed, output kept) and measure it alone: its own CPU time and peak RSS come from
-    ``wait4``, not from this process's children totals. ``check``: exit with the command and its stderr on
-    failure."""
+    ``wait4``, not from this process's children totals (Linux starts a child's peak at its parent's size: call it
+    from a small process). ``check``: exit with the command and its stderr on failure."""
     command = tuple(str(part) for part in command)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
