@@ -52,10 +52,10 @@ class DTWAligner:
 
             audio = load_audio(performance, sync_features.SAMPLE_RATE)
             return sync_features.audio_features(audio, performance), None
-        from maestro_cli.align.notes import read_performance
+        from maestro_cli.symbolic.midi import read_midi
 
-        features = sync_features.note_features(sync_features.read_notes(performance))
-        return features, read_performance(performance)
+        midi = read_midi(performance)
+        return sync_features.note_features(midi.piano_notes(sustain=True)), midi.piano_notes()
 
     def _align(self, performance_side, score, kind: str):
         from maestro_cli.align import dtw
