@@ -187,6 +187,7 @@ def test_an_octave_above_a_score_note_is_extra_only_when_louder(velocity, kept):
     assert [(row["kind"], row["pitch"]) for row in result.deviations] == ([("extra", 60)] if kept else [])
 
 
+@pytest.mark.slow
 def test_overwrite_with_a_score_of_another_piece_leaves_no_old_report(excerpt, tmp_path):
     """The blind transcription replaces the MIDI; a report of an earlier run must not stay beside it."""
     out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
@@ -199,6 +200,7 @@ def test_overwrite_with_a_score_of_another_piece_leaves_no_old_report(excerpt, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["perf.mid"]
 
 
+@pytest.mark.slow
 def test_a_report_that_fails_leaves_no_midi_either(excerpt, tmp_path, monkeypatch):
     """transcribe --score --report writes both outputs or neither (before, the MIDI stayed and a rerun failed)."""
     from maestro_cli.align import informed

@@ -78,6 +78,7 @@ def test_score_tempo_marks_outside_10_to_1000_qpm_are_ignored_with_a_warning(tmp
     assert notes["start_s"].max() == pytest.approx(plain["onset_quarters"].max() / 2)
 
 
+@pytest.mark.slow
 def test_align_warns_about_an_odd_tempo_mark_and_writes_the_map(tmp_path, shared_data):
     odd = with_tempo(tmp_path, shared_data, "0")
     performance = shared_data / "vienna4x22" / "midi" / "Mozart_K331_1st-mov_p01.mid"
@@ -88,6 +89,7 @@ def test_align_warns_about_an_odd_tempo_mark_and_writes_the_map(tmp_path, shared
     assert (tmp_path / "out.mid").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_align_format_match_takes_an_unquantised_midi_score(tmp_path, shared_data):
     """A performance MIDI as its own score: every note matched (partitura's score builder needs a grid)."""
     from maestro_cli.align.notes import read_reference
@@ -108,6 +110,7 @@ def cut(source: Path, target: Path, size: int) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_a_truncated_wav_is_read_with_a_warning_giving_both_lengths(tmp_path, shared_data, caplog):
     from maestro_cli.audio.io import load_audio
 
@@ -139,6 +142,7 @@ def test_a_wav_cut_to_3_kb_is_reported_as_truncated_not_silent(tmp_path, shared_
     assert caught.value.message == "truncated: the header says 3.00 s, the file holds 0.02 s, silent up to there"
 
 
+@pytest.mark.slow
 def test_doubled_unisons_in_a_score_are_one_note_so_no_false_deletions(tmp_path, shared_data):
     """Vienna 4x22 Chopin Op. 10/3 p01 played every note; its match file has one score note per key and 3 deletions."""
     import csv
@@ -210,6 +214,7 @@ def test_outputs_that_belong_together_are_written_all_or_none(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.mid"]
 
 
+@pytest.mark.slow
 def test_align_warns_when_the_score_is_of_another_piece(tmp_path, shared_data):
     vienna = shared_data / "vienna4x22"
     performance = vienna / "midi" / "Chopin_op10_no3_p01.mid"
@@ -241,6 +246,7 @@ def test_output_names_that_do_not_fit_the_format_and_a_report_without_a_score_ar
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_an_empty_midi_file_is_called_empty(tmp_path):
     empty = tmp_path / "empty.mid"
     empty.write_bytes(b"")
