@@ -294,3 +294,28 @@ def test_binary_data_on_stdin_is_one_short_usage_error(tmp_path):
     lines = proc.stderr.decode().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and len(lines[0]) < 150, lines
     assert lines[0].startswith("error: stdin: line 1 is not a file path")
+
+
+@pytest.mark.slow
+def test_ray_actors_of_a_killed_batch_write_nothing_afterwards(tmp_path, maestro_root):
+    """``kill -9`` of a command with a local Ray instance: its actors see the command gone (Ray itself takes about
+    ten seconds) and neither finish the item in progress nor take the one queued."""
+    pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
+    inputs = excerpts(maestro_root, tmp_path / "in", 12, 120.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--executor", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 180
+    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        _, stderr = proc.communicate()
+        if "cannot start or reach Ray" in stderr:
+            pytest.skip(f"Ray cannot start on this machine: {stderr.strip()[-300:]}")
+    proc.kill()
+    killed = time.time()
+    proc.communicate(timeout=60)
+    time.sleep(3.0)
+    late = [round(path.stat().st_mtime - killed, 2) for path in outputs(out) if path.stat().st_mtime > killed + 0.3]
+    assert not late and len(outputs(out)) < len(inputs), late

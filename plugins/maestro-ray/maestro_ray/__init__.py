@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from maestro_cli.errors import MaestroError
@@ -36,19 +39,52 @@ class RayOptions:
 
 
 class WorkerActor:
-    """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results."""
+    """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results.
 
-    def __init__(self, job: BatchJob, threads: str):
+    On the command's machine the actor watches the command's process (``driver``: host name and pid): once it is
+    gone (``kill -9``), the actor starts no other item and ends within :data:`DRIVER_POLL` seconds, the item in
+    progress never renamed into place. Ray itself takes about ten seconds to notice a lost driver.
+    """
+
+    def __init__(self, job: BatchJob, threads: str, driver: tuple[str, int] | None = None):
         from maestro_cli.batch.worker import Worker
 
         # Set here, not through a runtime_env: an actor with a runtime_env cannot take one of the idle workers Ray
         # starts with the node and waits for a new process instead. A fresh worker has not loaded torch or OpenMP.
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = threads
+        self.driver = driver[1] if driver and driver[0] == socket.gethostname() else None
+        if self.driver is not None:
+            threading.Thread(target=self._watch_driver, daemon=True).start()
         self.worker = Worker(job)
 
     def run(self, item: Any) -> ItemResult:
+        if self.driver is not None and not _alive(self.driver):
+            os._exit(1)  # the command is gone: take no other item
         return self.worker(item)
+
+    def _watch_driver(self) -> None:
+        while _alive(self.driver):
+            time.sleep(DRIVER_POLL)
+        os._exit(1)  # ends the item in progress before its output is renamed into place
+
+
+#: Seconds between an actor's checks that the command that drives it is still running.
+DRIVER_POLL = 0.1
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a killed one its parent has not reaped yet, a zombie, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process took the pid
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): the signal test is all there is
+        return True
 
 
 class RayExecutor:
@@ -128,7 +164,8 @@ class RayExecutor:
             fits += [resources.get("GPU", 0) / gpus] if gpus else []
             workers = max(1, int(min(fits, default=1)))
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(WorkerActor)
-        return [actor.remote(job, str(max(1, int(cpus)))) for _ in range(workers)]
+        driver = (socket.gethostname(), os.getpid())
+        return [actor.remote(job, str(max(1, int(cpus))), driver) for _ in range(workers)]
 
 
 _END = object()
