@@ -83,7 +83,8 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
     result = result or (lambda targets: targets[0])
     planned = [(source, plan(source)) for source in sources]
     check_unique_outputs((_label(source), targets) for source, targets in planned)
-    for folder_target in {target.absolute().parent: target for _, targets in planned for target in targets}.values():
+    to_write = [targets for _, targets in planned if not (flags.skip_existing and _all_exist(targets))]
+    for folder_target in {target.absolute().parent: target for targets in to_write for target in targets}.values():
         check_folder(folder_target)  # an output folder that takes no files stops the batch before any work
     executor = get_backend("executor", flags.executor).create(executor_options or [])
     manifest = ManifestWriter(flags.manifest)
@@ -149,6 +150,13 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
         manifest.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _all_exist(targets: tuple[Path, ...]) -> bool:
+    try:
+        return all(target.exists() for target in targets)
+    except OSError:  # a name too long: reported with its input
+        return False
 
 
 def _split(source: Source) -> tuple[Path, dict[str, Path]]:
