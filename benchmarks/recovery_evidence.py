@@ -11,12 +11,12 @@ random (key, time) pairs where nothing of that key sounds within 0.3 s. One JSON
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import argument_parser
 from informed_transcription import DATA, PIECES, TPQ, cached, flattened_notes, perturbed, reference, write_score
 
 EDGES = (0.002, 0.005, 0.01, 0.02, 0.05, 1.0001)
@@ -24,11 +24,11 @@ CHOSEN_ON = ("MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_12_ENSTDkCl")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, shared=False)
     parser.add_argument("--backend", default="onsets-frames")
-    parser.add_argument("-o", "--option", action="append", default=[], help="the options of the cached run")
+    parser.add_argument("-O", "--option", action="append", default=[], help="the options of the cached run")
     parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA, help="the MAPS Disklavier folder (flac/, a-maps/)")
     parser.add_argument("--rows", type=Path, default=None, help="write every measured note here (JSON lines)")
     args = parser.parse_args()
 

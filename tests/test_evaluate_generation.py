@@ -97,6 +97,7 @@ def _two_pieces(tmp_path: Path) -> list[str]:
     return [str(a), str(b)]
 
 
+@pytest.mark.slow
 def test_cli_json_and_plot(tmp_path, maestro_root):
     from PIL import Image
 
@@ -232,6 +233,7 @@ def test_roundtrip_cli_without_a_generator():
     assert result.stderr.strip() == "error: no backend installed for stage 'generator'"
 
 
+@pytest.mark.slow
 def test_roundtrip_cli_with_installed_backends(tmp_path):
     """End to end with whatever is installed: the standard error for a missing stage or model, else F1 in [0, 1]."""
     from maestro_cli.registry import get_registry
@@ -257,6 +259,7 @@ def test_roundtrip_cli_with_installed_backends(tmp_path):
         assert (tmp_path / row["generator"] / row["renderer"] / row["transcriber"] / "piece_00.mid").is_file()
 
 
+@pytest.mark.slow
 def test_roundtrip_real_renderer_and_transcriber(monkeypatch, tmp_path, capsys):
     """The installed default renderer and transcriber on a known melody: a real, imperfect but useful F1."""
     from maestro_cli.cli.evaluate import run_roundtrip
@@ -285,6 +288,7 @@ def tiny_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_checkpoint_nll_on_split(tmp_path):
     """--checkpoint reports NLL per event on the split; an untrained model scores about log(vocabulary size)."""
     import importlib.util

@@ -47,6 +47,7 @@ def test_note_hold_raises_then_forces_the_note_off():
     assert torch.isfinite(hold.apply(torch.zeros(1, events.VOCAB_SIZE))).all()  # silence: no constraint
 
 
+@pytest.mark.slow
 def test_shipped_model_holds_no_note_past_the_cap():
     free = np.concatenate([durations(generate(max_hold=0, seed=seed)) for seed in (1, 2, 3)])
     held = np.concatenate([durations(generate(max_hold=1.5, seed=seed)) for seed in (1, 2, 3)])
@@ -55,6 +56,7 @@ def test_shipped_model_holds_no_note_past_the_cap():
     assert len(held) > 0.7 * len(free)  # the cap ends notes without thinning the music (one seed alone: 0.6-1.9x)
 
 
+@pytest.mark.slow
 def test_guidance_one_is_the_plain_path_and_other_weights_change_the_music():
     short = dict(n=1, seconds=2.0)
     plain = generate(**short)
@@ -71,6 +73,7 @@ def test_fresh_seed_avoids_existing_names(tmp_path, monkeypatch):
     assert fresh_seed("chopin", 2, tmp_path) == 9
 
 
+@pytest.mark.slow
 def test_cli_draws_fresh_seeds_and_reproduces_them(tmp_path):
     runs = []
     for _ in range(2):

@@ -6,12 +6,11 @@ decoding left out."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from helpers import REPO, run_maestro
+from helpers import benchmark, run_maestro
 
 pytest.importorskip("torch")
 
@@ -23,19 +22,12 @@ OPTIONS = ("-b", "onsets-frames", "-O", "onset_threshold=0.2", "-O", "threads=1"
 FLOOR, FLOOR_GAIN = 0.92, 0.005
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("informed_bench", REPO / "benchmarks" / "informed_transcription.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def excerpt(shared_data, tmp_path_factory):
     """The first SECONDS of the recording, its flattened score, another piece's score and the ground truth."""
     import soundfile
 
-    bench, data = _bench(), shared_data / "maps-disklavier"
+    bench, data = benchmark("informed_transcription"), shared_data / "maps-disklavier"
     folder = tmp_path_factory.mktemp("informed")
     audio, rate = soundfile.read(data / "flac" / f"{PIECE}.flac", frames=int(SECONDS * 16000), dtype="float32")
     soundfile.write(folder / "clip.wav", audio, rate)
@@ -57,6 +49,7 @@ def _f1(excerpt, midi) -> float:
     return evaluate_notes(excerpt["ref"], est[est["start_s"] < SECONDS - 0.1])["note_f1"]
 
 
+@pytest.mark.slow
 def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     out, report = tmp_path / "perf.mid", tmp_path / "dev.json"
     result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["score"]), "-o", str(out),
@@ -74,6 +67,7 @@ def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     assert {row["kind"] for row in body["deviations"]} <= {"missed", "extra", "wrong_pitch"}
 
 
+@pytest.mark.slow
 def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
     from maestro_cli.symbolic.midi import read_midi
 
@@ -91,6 +85,7 @@ def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
     np.testing.assert_allclose(played["end_s"], expected["end_s"], atol=2e-3)
 
 
+@pytest.mark.slow
 def test_report_lists_a_deleted_note(excerpt, tmp_path):
     from maestro_cli.align.informed import EXTRA_CONFIDENCE
     from maestro_cli.registry import create_backend
@@ -190,3 +185,33 @@ def test_an_octave_above_a_score_note_is_extra_only_when_louder(velocity, kept):
     result = informed.informed(alignment, np.array([0.0, 1.0]), np.array([0.0, 1.0]), (played, np.ones(3)))
     assert (60 in result.notes["pitch"]) == kept
     assert [(row["kind"], row["pitch"]) for row in result.deviations] == ([("extra", 60)] if kept else [])
+
+
+@pytest.mark.slow
+def test_overwrite_with_a_score_of_another_piece_leaves_no_old_report(excerpt, tmp_path):
+    """The blind transcription replaces the MIDI; a report of an earlier run must not stay beside it."""
+    out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
+    out.write_bytes(b"an earlier run's MIDI")
+    report.write_text("time_s,pitch,kind\n1.0,60,missed\n")
+    result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["other"]), "-o", str(out),
+                         "--report", str(report), "--overwrite", *OPTIONS)
+    assert result.code == 0 and "low alignment confidence" in result.stderr, result.stderr
+    assert out.read_bytes().startswith(b"MThd") and not report.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["perf.mid"]
+
+
+@pytest.mark.slow
+def test_a_report_that_fails_leaves_no_midi_either(excerpt, tmp_path, monkeypatch):
+    """transcribe --score --report writes both outputs or neither (before, the MIDI stayed and a rerun failed)."""
+    from maestro_cli.align import informed
+    from maestro_cli.cli.transcribe import transcribe_with_score
+
+    def broken(result, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(informed, "format_report", broken)
+    out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
+    with pytest.raises(OSError):
+        transcribe_with_score(excerpt["wav"], excerpt["score"], out, report, "onsets-frames",
+                              ["onset_threshold=0.2", "threads=1"], None)
+    assert list(tmp_path.iterdir()) == []

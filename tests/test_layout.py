@@ -1,4 +1,5 @@
-"""The house plan (docs/architecture.md): domain code never imports the CLI, nothing imports back up the layers, no cycles."""
+"""The house plan (docs/architecture.md): domain code never imports the CLI, nothing imports back up the layers,
+no cycles."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "maestro_cli"
-DOMAIN = ("data", "symbolic", "tokens", "audio", "align", "metrics")
+DOMAIN = ("data", "symbolic", "tokens", "audio", "align", "metrics", "report")
 #: What each part of the package must never import (prefixes of maestro_cli module names).
 FORBIDDEN = {
     **{f"maestro_cli.{name}": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.plugins",
@@ -21,6 +22,8 @@ FORBIDDEN = {
     "maestro_cli.metrics": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.registry",
                             "maestro_cli.plugins", "maestro_cli.outputs", "maestro_cli.pipelines"),
     "maestro_cli.pipelines": ("maestro_cli.cli",),
+    "maestro_cli.report": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends", "maestro_cli.plugins",
+                           "maestro_cli.registry", "maestro_cli.pipelines"),
     "maestro_cli.display": ("maestro_cli.cli", "maestro_cli.models", "maestro_cli.backends"),
     "maestro_cli.models": ("maestro_cli.cli", "maestro_cli.backends", "maestro_cli.plugins"),
     "maestro_cli.backends": ("maestro_cli.cli",),
@@ -81,6 +84,7 @@ def test_no_import_cycles_between_modules():
             visit(node, [node])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", [*DOMAIN, "models", "backends", "pipelines", "protocols", "outputs", "reporting",
                                      "display", "registry", "plugins"])
 def test_domain_packages_load_neither_typer_nor_rich(package):
@@ -92,6 +96,7 @@ def test_domain_packages_load_neither_typer_nor_rich(package):
     assert out.stdout.strip() == "", f"importing maestro_cli.{package} loads {out.stdout.strip()}"
 
 
+@pytest.mark.slow
 def test_every_maestro_import_resolves():
     """Lazy imports inside functions fail only when they run: check every `from maestro_cli... import name`."""
     code = """

@@ -144,6 +144,7 @@ def test_mxl_and_content_detection(xml_score, tmp_path):
         assert np.allclose(score.notes["start_s"], reference["start_s"])
 
 
+@pytest.mark.slow
 def test_bad_scores_get_one_line_errors(xml_score, tmp_path):
     truncated = tmp_path / "broken.musicxml"
     truncated.write_text(xml_score.read_text()[:700])
@@ -172,6 +173,7 @@ def vienna(shared_data) -> dict:
             "match": root / "match" / "Schubert_D783_no15_p02.match"}
 
 
+@pytest.mark.slow
 def test_notes_csv_has_every_score_note_once_and_scores_against_the_match_file(vienna, tmp_path):
     out = tmp_path / "p02.notes.csv"
     result = run_maestro("align", str(vienna["perf"]), "--score", str(vienna["score"]), "--format", "notes",
@@ -196,6 +198,7 @@ def test_notes_csv_has_every_score_note_once_and_scores_against_the_match_file(v
     assert json.loads(evaluated.stdout)["match_f"] == pytest.approx(scored["match_f"])
 
 
+@pytest.mark.slow
 def test_match_format_round_trip_and_metric_agrees_with_parangonar(vienna, tmp_path):
     import parangonar
     import partitura
@@ -257,6 +260,7 @@ def test_reference_csv_errors(tmp_path):
         read_reference(bad)
 
 
+@pytest.mark.slow
 def test_parangonar_backend(vienna, tmp_path):
     assert "parangonar" in get_registry("aligner").names()
     out = tmp_path / "p.notes.csv"

@@ -160,6 +160,7 @@ def overfit(clip):
     return model.eval(), f1
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_rendered_clip(overfit):
     assert overfit[1] >= 0.9
 
@@ -255,6 +256,7 @@ def test_random_batch_targets_follow_the_crop(clip):
     assert labels["onset"].sum() > 0 and bool((labels["frame"] >= labels["onset"]).all())
 
 
+@pytest.mark.slow
 def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestro_root, tmp_path):
     from tests.helpers import run_maestro
 

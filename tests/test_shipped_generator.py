@@ -38,6 +38,7 @@ def test_shipped_model_is_complete_and_documented():
         assert needle in card
 
 
+@pytest.mark.slow
 def test_shipped_model_generates_five_seconds_for_two_composers():
     generator = TransformerGenerator(TransformerOptions(device="cpu", threads=1))
     started = time.process_time()  # CPU seconds: a fair measure of the work on a shared machine
@@ -52,6 +53,7 @@ def test_shipped_model_generates_five_seconds_for_two_composers():
         assert 21 <= notes["pitch"].min() and notes["pitch"].max() <= 108  # the piano's range
 
 
+@pytest.mark.slow
 def test_shipped_model_scores_real_test_pieces_near_its_card(maestro_root):
     """NLL per event on the three shortest whole test-split pieces (v3 metadata), recomputed from the weights,
     is within 0.3 of the card's figure (36 pieces): weights that regress, or a card that does not match its

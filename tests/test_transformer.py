@@ -168,7 +168,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "maestro_cli", "train", "transformer",
            "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu",
-           *[f"-o{k}={v}" for k, v in {**TINY, "eval_every": 3}.items()]]
+           *[f"-O{k}={v}" for k, v in {**TINY, "eval_every": 3}.items()]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -178,6 +178,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert proc.stdout.strip().endswith("best.pt")
 
 
+@pytest.mark.slow
 def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
     result = run_maestro("generate", "--composer", "Zappa", "--checkpoint", str(tiny_checkpoint),
                          "--out-dir", str(tmp_path))
@@ -291,7 +292,7 @@ def test_warmup_stable_decay_holds_the_peak_until_the_last_steps():
 
 def test_cli_train_and_resume_keep_the_run_options(tmp_path):
     cache = write_cache(tmp_path / "cache", TWO)
-    options = [f"-o{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]
+    options = [f"-O{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]
     first = run_maestro("train", "transformer", "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "2",
                         "--device", "cpu", *options)
     assert first.code == 0, first.stderr

@@ -10,6 +10,8 @@ score as written and, when it has repeats (voltas, da capo), unfolded the way pa
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import warnings
 import zipfile
@@ -31,6 +33,9 @@ FORMATS = ("musicxml", "mxl", "mei", "kern", "midi")
 DEFAULT_QPM = 120.0  # quarters per minute before the first tempo mark
 GRACE_S = 0.08  # a grace note lasts this long in seconds (it has no written duration)
 VELOCITY = 64  # scores have no dynamics in velocity terms: mezzo-forte
+QPM_RANGE = (10.0, 1000.0)  # tempo marks outside this many quarter notes per minute are ignored (typos, placeholders)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,7 +117,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
     if fmt == "midi":
         return [Score(_midi_notes(path), path, fmt)]
     part = _load_part(path, fmt)
-    plain = Score(_checked(_part_notes(part), path), path, fmt, "plain", part)
+    plain = Score(_checked(_part_notes(part, path), path), path, fmt, "plain", part)
     if not with_unfolded:
         return [plain]
     pt = import_partitura()
@@ -123,7 +128,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
             unfolded_part = pt.score.unfold_part_maximal(part, update_ids=True)
     except RecursionError:  # partitura's path search on very complex repeat structures
         return [plain]
-    notes = _part_notes(unfolded_part)
+    notes = _part_notes(unfolded_part, path, warn=False)
     if len(notes) == len(plain.notes):
         return [plain]
     return [plain, Score(_checked(notes, path), path, fmt, "unfolded", unfolded_part)]
@@ -162,8 +167,9 @@ def _load_part(path: Path, fmt: str):
         raise MaestroError(f"not a readable {fmt} score ({reason})", path) from None
 
 
-def _part_notes(part) -> np.ndarray:
-    """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks."""
+def _part_notes(part, path: Path, warn: bool = True) -> np.ndarray:
+    """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks (those outside
+    :data:`QPM_RANGE` ignored, with a warning naming ``path`` and the measure when ``warn``)."""
     pt = import_partitura()
 
     with warnings.catch_warnings():
@@ -171,8 +177,7 @@ def _part_notes(part) -> np.ndarray:
         array = part.note_array()  # (include_grace_notes=True fails on grace chords in partitura 1.9)
         grace = {note.id for note in part.notes_tied if isinstance(note, pt.score.GraceNote)}
         measures = np.asarray(part.measure_number_map(array["onset_div"]), dtype=np.int32) if len(array) else []
-        tempos = [(float(part.quarter_map(tempo.start.t)), 6e7 / tempo.microseconds_per_quarter)
-                  for tempo in part.iter_all(pt.score.Tempo)]
+        tempos = _tempo_marks(part, path, warn)
     notes = np.zeros(len(array), SCORE_DTYPE)
     notes["id"], notes["pitch"] = array["id"], array["pitch"]
     notes["onset_beats"], notes["duration_beats"] = array["onset_beat"], array["duration_beat"]
@@ -183,7 +188,27 @@ def _part_notes(part) -> np.ndarray:
     notes["start_s"] = seconds(notes["onset_quarters"])
     notes["end_s"] = np.where(notes["grace"], notes["start_s"] + GRACE_S,
                               seconds(notes["onset_quarters"] + notes["duration_quarters"]))
-    return _sort(notes)
+    return merge_unisons(_sort(notes))
+
+
+def _tempo_marks(part, path: Path, warn: bool) -> list[tuple[float, float]]:
+    """``(quarter, quarters per minute)`` of the part's tempo marks within :data:`QPM_RANGE`."""
+    pt = import_partitura()
+
+    marks = []
+    for tempo in part.iter_all(pt.score.Tempo):
+        try:
+            qpm = float(pt.score.to_quarter_tempo(tempo.unit or "q", tempo.bpm))
+        except (ArithmeticError, ValueError, TypeError, KeyError):
+            qpm = float("nan")
+        if QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
+            marks.append((float(part.quarter_map(tempo.start.t)), qpm))
+        elif warn:
+            measure = int(part.measure_number_map(tempo.start.t))
+            log.warning(f"warning: {path}: measure {measure}: tempo mark of {tempo.bpm:g} "
+                        f"{'quarter notes' if (tempo.unit or 'q') == 'q' else tempo.unit} per minute ignored "
+                        f"(outside {QPM_RANGE[0]:g}-{QPM_RANGE[1]:g} quarter notes per minute)")
+    return marks
 
 
 def quarter_clock(tempos: list[tuple[float, float]]):
@@ -227,7 +252,7 @@ def _midi_notes(path: Path) -> np.ndarray:
     notes["onset_beats"], notes["measure"] = beats_and_measures(notes["onset_quarters"], signatures)
     end_beats, _ = beats_and_measures(notes["onset_quarters"] + notes["duration_quarters"], signatures)
     notes["duration_beats"] = end_beats - notes["onset_beats"]
-    notes = _sort(notes)
+    notes = merge_unisons(_sort(notes))
     notes["id"] = [f"n{k}" for k in range(len(notes))]
     return notes
 
@@ -257,6 +282,28 @@ def _sort(notes: np.ndarray) -> np.ndarray:
     return notes[np.lexsort((-notes["duration_quarters"], notes["pitch"], notes["start_s"]))]
 
 
+def merge_unisons(notes: np.ndarray) -> np.ndarray:
+    """Sorted score notes with each doubled unison (two voices on one key at the same onset, partitura's
+    ``...voice_overlap`` notes) merged into one: a key is struck once at a time. The merged note keeps the id the file
+    gives it (not partitura's ``voice_overlap`` copy) and lasts as long as the longer of the two."""
+    if len(notes) < 2:
+        return notes
+    same = (notes["pitch"][1:] == notes["pitch"][:-1]) & np.isclose(notes["onset_quarters"][1:],
+                                                                      notes["onset_quarters"][:-1], atol=1e-6)
+    same &= ~notes["grace"][1:] & ~notes["grace"][:-1]
+    if not same.any():
+        return notes
+    group = np.concatenate([[0], np.cumsum(~same)])  # notes of one key at one onset share a group number
+    keep = np.concatenate([[True], ~same])
+    merged = notes[keep].copy()
+    for name in ("duration_quarters", "duration_beats", "end_s"):
+        merged[name] = np.maximum.reduceat(notes[name], np.flatnonzero(keep))
+    for k in np.flatnonzero(np.bincount(group) > 1):  # the id the file gives, not the "voice_overlap" copy's
+        ids = [str(i) for i in notes["id"][group == k]]
+        merged["id"][k] = next((i for i in ids if not i.endswith("voice_overlap")), ids[0])
+    return merged
+
+
 def performance_notes(notes: np.ndarray) -> np.ndarray:
     """The score notes as :data:`maestro_cli.symbolic.notes.NOTE_DTYPE` (for features, note matching, MIDI)."""
     from maestro_cli.symbolic.notes import make_notes
@@ -271,3 +318,78 @@ def write_midi(score: Score, target: Path | str) -> None:
     notes = performance_notes(score.notes)
     notes["end_s"] = np.maximum(notes["end_s"], notes["start_s"] + 1e-3)
     write_note_list(notes, target)
+
+
+def score_metadata(path: Path | str) -> dict:
+    """The piece's ``title`` and ``composer`` as the score file gives them (``None`` where it does not).
+
+    MusicXML: the work and movement titles and the composer creator, else the title page credits (credit types, or
+    the first page's largest text, copyright lines aside, for the title and the first right-aligned text for the
+    composer); MEI: the title statement; kern: the ``!!!OTL``/``!!!COM`` records; MIDI scores carry neither.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    try:
+        if fmt == "kern":
+            return _kern_metadata(path.read_text(encoding="utf-8", errors="ignore"))
+        if fmt == "midi":
+            return {"title": None, "composer": None}
+        return _xml_metadata(_xml_bytes(path, fmt), fmt)
+    except Exception:  # noqa: BLE001 - metadata is optional: a score partitura reads but this does not has none
+        return {"title": None, "composer": None}
+
+
+def _xml_bytes(path: Path, fmt: str) -> bytes:
+    if fmt != "mxl":
+        return path.read_bytes()
+    import xml.etree.ElementTree as ET
+
+    with zipfile.ZipFile(path) as archive:
+        container = ET.fromstring(archive.read("META-INF/container.xml"))
+        rootfile = next(e for e in container.iter() if e.tag.rsplit("}", 1)[-1] == "rootfile")
+        return archive.read(rootfile.get("full-path"))
+
+
+def _xml_metadata(data: bytes, fmt: str) -> dict:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(data)
+    elements = [(e.tag.rsplit("}", 1)[-1], e) for e in root.iter() if isinstance(e.tag, str)]
+
+    def text(element) -> str | None:
+        value = " ".join("".join(element.itertext()).split())
+        return value or None
+
+    if fmt == "mei":
+        titles = [text(e) for tag, e in elements if tag == "title"]
+        composers = [text(e) for tag, e in elements if tag in ("composer", "persName")
+                     and (tag == "composer" or e.get("role") == "composer")]
+        return {"title": next(filter(None, titles), None), "composer": next(filter(None, composers), None)}
+    by_tag = {}
+    for tag, e in elements:
+        by_tag.setdefault(tag, []).append(e)
+    title = next(filter(None, (text(e) for tag in ("work-title", "movement-title") for e in by_tag.get(tag, []))),
+                 None)
+    composer = next(filter(None, (text(e) for e in by_tag.get("creator", []) if e.get("type") == "composer")), None)
+    credits = [(c, [w for w in c if w.tag.rsplit("}", 1)[-1] == "credit-words"]) for c in by_tag.get("credit", [])]
+    typed = {text(t): words for c, words in credits for t in c if t.tag.rsplit("}", 1)[-1] == "credit-type"}
+    if title is None and typed.get("title"):
+        title = text(typed["title"][0])
+    if composer is None and typed.get("composer"):
+        composer = text(typed["composer"][0])
+    words = [w for c, ws in credits for w in ws if c.get("page", "1") == "1" and text(w)
+             and not re.search(r"copyright|\u00a9|\(c\)", text(w), re.I)]
+    if title is None and words:
+        title = text(max(words, key=lambda w: float(w.get("font-size") or 0)))
+    if composer is None:
+        composer = next((text(w) for w in words if w.get("justify") == "right"), None)
+    return {"title": title, "composer": composer}
+
+
+def _kern_metadata(text: str) -> dict:
+    records = {}
+    for line in text.splitlines():
+        if line.startswith("!!!") and ":" in line:
+            key, value = line[3:].split(":", 1)
+            records.setdefault(key.strip(), value.strip())
+    return {"title": records.get("OTL") or records.get("OPT") or None, "composer": records.get("COM") or None}

@@ -191,8 +191,11 @@ class AudioStream:
     still to be read (a window and a block), with the checks :func:`~maestro_cli.audio.io.load_audio` makes."""
 
     def __init__(self, path, sample_rate: int):
-        from maestro_cli.audio.io import audio_blocks
+        from maestro_cli.audio.io import audio_blocks, log, probe_audio
 
+        truncation = probe_audio(path).truncation()
+        if truncation:  # as load_audio warns
+            log.warning(f"warning: {path}: {truncation}; using what it holds")
         self.path = path
         self._blocks = audio_blocks(path, sample_rate)
         self._buffer = np.zeros(0, np.float32)
