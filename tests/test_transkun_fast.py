@@ -46,6 +46,7 @@ def paths(audio, tmp_path_factory):
     return results
 
 
+@pytest.mark.slow
 def test_same_notes_and_pedals(paths):
     fast_notes, fast_pedals, _, plain_notes, plain_pedals = paths["fast"]
     ref_notes, ref_pedals, *_ = paths["reference"]
@@ -59,6 +60,7 @@ def test_same_notes_and_pedals(paths):
         assert np.max(np.abs(np.asarray(pedals) - np.asarray(ref_pedals))) < 1e-3
 
 
+@pytest.mark.slow
 def test_same_candidates(paths):
     """The semi-CRF candidates (transcribe --score) of both paths agree."""
     fast_rows, ref_rows = paths["fast"][2], paths["reference"][2]
@@ -100,6 +102,7 @@ def test_stream_reads_what_load_audio_returns(shared_data):
     assert stream.length == len(whole) and stream.peak == np.max(np.abs(whole))
 
 
+@pytest.mark.slow
 def test_silent_recording_is_an_error(tmp_path):
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
@@ -108,6 +111,7 @@ def test_silent_recording_is_an_error(tmp_path):
         transcriber.transcribe(silent, tmp_path / "silent.mid")
 
 
+@pytest.mark.slow
 def test_silent_window_has_no_interval():
     """The fast path skips the window of pure padding after the end because the model decodes nothing in it."""
     transcriber = create_backend("transcriber", "transkun", [])
