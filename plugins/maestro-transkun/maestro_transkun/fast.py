@@ -4,13 +4,14 @@ cycles it wastes on CPU taken out.
 - Attention: transkun hands 5-D tensors to ``scaled_dot_product_attention``, which sends them to PyTorch's
   reference ("math") kernel; here they are flattened to 4-D, which takes the fused flash kernel (the same
   softmax attention, summed in another order).
-- Interval scores: one batched matrix product per window written straight into the layout the decoder reads,
-  scaled by the interval length in place, instead of transkun's einsum, full diagonal matrix and two copies.
+- Interval scores: batched matrix products (10 keys at a time) written straight into the layout the decoder
+  reads, scaled by the interval length in place, instead of transkun's einsum, full diagonal matrix and copies
+  (bit-identical scores).
 - Decoding: the semi-CRF's Viterbi pass and back-tracking compiled with numba (cached on disk), instead of a
   TorchScript loop that copies the whole score matrix first.
-- Audio: the windows are cut from the recording as it is, instead of from a padded copy of all of it; the last
-  window when it holds only the padding after the end is skipped (the packaged model decodes no interval in
-  digital silence: tests/test_transkun_fast.py).
+- Audio: streamed from the file (:class:`AudioStream`, the samples ``load_audio`` gives) and the windows cut from
+  it, instead of a padded copy of the whole recording; the last window when it holds only the padding after the
+  end is skipped (the packaged model decodes no interval in digital silence: tests/test_transkun_fast.py).
 
 The window loop and the merging of notes across windows follow ``TransKun.transcribe`` (transkun 2.0.1, MIT
 licence, Yujia Yan) line by line, so both paths give the same notes up to float rounding.
