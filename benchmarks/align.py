@@ -233,6 +233,46 @@ def maps_pairs(folder: Path, work: Path) -> list[dict]:
     return out
 
 
+def amaps_pairs(folder: Path, work: Path) -> list[dict]:
+    """Real Disklavier recordings with A-MAPS beat annotations, against a tempo-flattened score: the A-MAPS MIDI's
+    notes at their tick positions at one constant tempo (the performance's mean). A beat's score time is its tick
+    (the annotated performance time through the MIDI's tempo map, which follows the performance) at that tempo."""
+    import symusic
+
+    from maestro_cli.symbolic.notes import make_notes
+
+    out = []
+    for midi in sorted((folder / "a-maps").glob("R_*_A_MAPS_*.mid")):
+        stem = "MAPS_MUS-" + midi.stem.split("_A_MAPS_", 1)[1]
+        annotation = midi.with_name(midi.stem.split("_A_MAPS_")[0] + "_A_MAPS_annotation.tsv")
+        ticks, seconds = symusic.Score(str(midi)), symusic.Score(str(midi), ttype="second")
+        tempo_ticks = np.array([tempo.time for tempo in ticks.tempos], float)
+        tempo_seconds = np.zeros(len(ticks.tempos))
+        for k in range(1, len(ticks.tempos)):  # seconds at each tempo change
+            previous = ticks.tempos[k - 1]
+            tempo_seconds[k] = tempo_seconds[k - 1] + (tempo_ticks[k] - tempo_ticks[k - 1]) / ticks.ticks_per_quarter \
+                * previous.mspq / 1e6
+        notes_t = [note for track in ticks.tracks for note in track.notes]
+        notes_s = [note for track in seconds.tracks for note in track.notes]
+        end_tick, end_s = max(n.end for n in notes_t), max(n.end for n in notes_s)
+        qpm = (end_tick / ticks.ticks_per_quarter) / (end_s / 60.0)  # the mean tempo
+        flat = lambda tick: np.asarray(tick, float) / ticks.ticks_per_quarter * 60.0 / qpm  # noqa: E731
+        notes = make_notes(np.array([n.pitch for n in notes_t]), flat([n.time for n in notes_t]),
+                           flat([n.end for n in notes_t]), np.array([n.velocity for n in notes_t]))
+        score = work / f"amaps.{stem}.score.mid"
+        if not score.exists():
+            write_notes_midi(notes, score)
+        beats = np.loadtxt(annotation, usecols=0, delimiter="\t", ndmin=1)
+        beats = beats[beats >= min(n.time for n in notes_s) - 0.01]  # none before the music starts
+        beat_ticks = np.interp(beats, tempo_seconds, tempo_ticks)
+        last = beats > tempo_seconds[-1]  # the last tempo segment, extended
+        beat_ticks[last] = tempo_ticks[-1] + (beats[last] - tempo_seconds[-1]) * 1e6 / ticks.tempos[-1].mspq \
+            * ticks.ticks_per_quarter
+        out.append({"name": stem, "audio": folder / "flac" / f"{stem}.flac", "score": score,
+                    "ref_score": flat(beat_ticks), "ref_perf": beats})
+    return out
+
+
 def write_notes_midi(notes: np.ndarray, target: Path) -> None:
     import symusic
 

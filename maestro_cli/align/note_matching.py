@@ -243,7 +243,7 @@ def chord_chain(score_notes: np.ndarray, performance_notes: np.ndarray, map_scor
     if not cells_i:
         return np.zeros(0), np.zeros(0)
     ci, cj, cw = np.concatenate(cells_i), np.concatenate(cells_j), np.concatenate(cells_w)
-    chain = _heaviest_chain(ci, cj, cw, len(starts))
+    chain = heaviest_chain(ci, cj, cw, len(starts))
     s_out, p_out = [], []
     for c in chain:
         notes = (perf_chord == cj[c]) & (score_sets[ci[c]][performance_notes["pitch"]] > 0)
@@ -254,7 +254,7 @@ def chord_chain(score_notes: np.ndarray, performance_notes: np.ndarray, map_scor
     return s_out[ordered], p_out[ordered]
 
 
-def _heaviest_chain(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int) -> list[int]:
+def heaviest_chain(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int) -> list[int]:
     """Indices of the cells forming the heaviest chain strictly increasing in row and column (a Fenwick tree
     of prefix maxima over columns; rows in order, each row's cells from the right so they do not chain)."""
     best_value = np.zeros(n_cols + 1)

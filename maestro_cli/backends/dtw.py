@@ -1,4 +1,5 @@
-"""Built-in aligner ``dtw``: chroma + onset features and multi-resolution DTW; note matching for MIDI."""
+"""Built-in aligner ``dtw``: chroma + onset features and multi-resolution DTW; note matching for MIDI; for audio,
+the map refined by a transcriber's note onsets (:mod:`maestro_cli.align.onset_map`) when the caller gives one."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class DTWOptions:
     # seconds of the DTW map before the windows (0: off; see align.note_matching.chord_chain)
     score_features: Literal["rendered", "symbolic"] = "rendered"  # audio performances: audio features of the
     # score rendered with the built-in soundfont synth, or features computed directly from the notes
+    refine: bool = True  # audio performances: refine the feature map by the note onsets of the transcriber the
+    # caller gives (``transcriber``; the align command passes --transcriber, default onsets-frames)
 
 
 class DTWAligner:
@@ -30,6 +33,12 @@ class DTWAligner:
 
     def __init__(self, options: DTWOptions | None = None):
         self.options = options or DTWOptions()
+        self.transcriber = None  # a maestro_cli.protocols.Transcriber, injected by the caller, for ``refine``
+
+    @property
+    def uses_transcriber(self) -> bool:
+        """Whether audio alignments want a transcriber (``refine``)."""
+        return self.options.refine
 
     def align(self, performance: Path, score: Path, *, kind: str):
         """Align to each version of the score (as written, unfolded) and keep the most confident."""
@@ -51,7 +60,16 @@ class DTWAligner:
             from maestro_cli.audio.io import load_audio
 
             audio = load_audio(performance, sync_features.SAMPLE_RATE)
-            return sync_features.audio_features(audio, performance), None
+            features = sync_features.audio_features(audio, performance)
+            if not (self.options.refine and self.transcriber is not None):
+                return features, None
+            import tempfile
+
+            from maestro_cli.align.transcribed import transcribe
+
+            with tempfile.TemporaryDirectory() as folder:
+                played = transcribe(self.transcriber, performance, Path(folder) / "transcription.mid", False).notes
+            return features, played
         from maestro_cli.align.notes import read_performance
 
         features = sync_features.note_features(sync_features.read_notes(performance))
@@ -78,6 +96,18 @@ class DTWAligner:
                 "confidence": round(dtw.confidence(score_features, performance_features, result), 4),
                 "cost": round(result.cost, 4), "score_format": score.format, "score_variant": score.variant}
         notes = None
+        if kind == "audio" and played is not None:
+            from maestro_cli.align.notes import NoteAlignment
+            from maestro_cli.align.onset_map import onset_map
+
+            refined = onset_map(score.notes, played, score_times, perf_times)
+            score_times, perf_times = refined.score_times, refined.performance_times
+            info.update(refined=True, **refined.info())
+            if refined.matching is not None:
+                notes = NoteAlignment(score, played, refined.matching.score_index,
+                                      refined.matching.performance_index)
+        elif kind == "audio":
+            info["refined"] = False
         if kind == "midi":
             window = self.options.match_window
             score_times, perf_times, notes = match_performance(score, played, score_times, perf_times,
