@@ -76,25 +76,18 @@ class DTWAligner:
         return features, read_performance(performance)
 
     def _align(self, performance_side, score, kind: str):
-        from maestro_cli.align import dtw
         from maestro_cli.align import features as sync_features
-        from maestro_cli.align.notes import match_performance
         from maestro_cli.protocols import Alignment
         from maestro_cli.symbolic.scores import performance_notes
 
         performance_features, played = performance_side
-        score_notes = performance_notes(score.notes)
         if kind == "audio" and self.options.score_features == "rendered":
             score_features = sync_features.audio_features(sync_features.render_score(score), score.path)
         else:
-            score_features = sync_features.note_features(score_notes)
-        result = dtw.align_features(score_features, performance_features, alpha=self.options.alpha,
-                                    open_ends=self.options.open_ends)
-        frames_s, frames_p = dtw.strict_pairs(result.score_frames, result.performance_frames)
-        score_times, perf_times = score_features.time(frames_s), performance_features.time(frames_p)
-        info = {"backend": self.name, "kind": kind, "feature_rate": sync_features.FEATURE_RATE,
-                "confidence": round(dtw.confidence(score_features, performance_features, result), 4),
-                "cost": round(result.cost, 4), "score_format": score.format, "score_variant": score.variant}
+            score_features = sync_features.note_features(performance_notes(score.notes))
+        score_times, perf_times, path_info = self._path(score_features, performance_features, self.options.open_ends)
+        info = {"backend": self.name, "kind": kind, **path_info, "score_format": score.format,
+                "score_variant": score.variant}
         notes = None
         if kind == "audio" and played is not None:
             from maestro_cli.align.notes import NoteAlignment
@@ -109,13 +102,37 @@ class DTWAligner:
         elif kind == "audio":
             info["refined"] = False
         if kind == "midi":
-            window = self.options.match_window
-            score_times, perf_times, notes = match_performance(score, played, score_times, perf_times,
-                                                               windows=(window, window / 3),
-                                                               band=self.options.order_band)
+            score_times, perf_times, notes = self._match(score, played, score_times, perf_times)
+            outside = (played["start_s"] < perf_times[0]) | (played["start_s"] > perf_times[-1])
+            if self.options.open_ends and outside.any():  # the open ends left notes out: were they music?
+                closed = self._path(score_features, performance_features, False)
+                matched = self._match(score, played, closed[0], closed[1])
+                if matched[2].f_measure() > notes.f_measure():  # closed ends pair more notes: keep them
+                    (score_times, perf_times, notes), info = matched, {**info, **closed[2], "ends": "closed"}
             info.update(chroma_confidence=info["confidence"], confidence=round(notes.f_measure(), 4),
                         **notes.counts())
         return Alignment(score_times, perf_times, info, score=score, notes=notes)
+
+    def _path(self, score_features, performance_features, open_ends: bool):
+        """The DTW map (score times, performance times) and its info (confidence, cost)."""
+        from maestro_cli.align import dtw
+        from maestro_cli.align import features as sync_features
+
+        result = dtw.align_features(score_features, performance_features, alpha=self.options.alpha,
+                                    open_ends=open_ends)
+        frames_s, frames_p = dtw.strict_pairs(result.score_frames, result.performance_frames)
+        info = {"feature_rate": sync_features.FEATURE_RATE,
+                "confidence": round(dtw.confidence(score_features, performance_features, result), 4),
+                "cost": round(result.cost, 4)}
+        return score_features.time(frames_s), performance_features.time(frames_p), info
+
+    def _match(self, score, played, score_times, perf_times):
+        """MIDI performances: the notes paired around the DTW map, and the map they refine."""
+        from maestro_cli.align.notes import match_performance
+
+        window = self.options.match_window
+        return match_performance(score, played, score_times, perf_times, windows=(window, window / 3),
+                                 band=self.options.order_band)
 
 
 @hookimpl
