@@ -9,9 +9,9 @@ notes pinned it.
    the median onset of its matched notes, weighted by their number; points further than :data:`BAND` from the
    feature path are dropped, and of the rest the chain strictly increasing in score and performance time with
    the most matched notes is kept (a stray wrong note cannot outweigh the chords around it).
-3. Fallback: between two pins that leave at least :data:`FALLBACK_ONSETS` score onsets unpinned, and before the
-   first or after the last pin, the map is the feature path, shifted (linearly across the span) to meet the
-   pins at its ends. Elsewhere it is linear between pins.
+3. Fallback: before the first and after the last pin, and between two pins more than :data:`FALLBACK_S` score
+   seconds apart that leave score onsets unpinned, the map is the feature path, shifted (linearly across the
+   span) to meet the pins at its ends. Elsewhere it is linear between pins.
 
 The transcriber is the caller's (:mod:`maestro_cli.align.transcribed`); nothing here was fitted to annotations.
 """
@@ -31,7 +31,10 @@ WINDOWS = (0.35, 0.35 / 3)
 #: side (:func:`_local_prediction`) is a stray: a late or wrongly matched transcribed note.
 TOLERANCE = 0.05
 NEIGHBOURS = 3
-#: A span between pins with at least this many unpinned score onsets follows the feature path.
+#: A span between pins follows the feature path when it is longer than :data:`FALLBACK_S` score seconds and
+#: leaves at least :data:`FALLBACK_ONSETS` score onsets unpinned; shorter spans are linear between their pins
+#: (the project takes the tempo as locally steady over 4 s: see note_matching.extrapolated and TEMPO_SPAN).
+FALLBACK_S = 4.0
 FALLBACK_ONSETS = 2
 
 
@@ -119,7 +122,7 @@ def onset_map(score_notes: np.ndarray, played: np.ndarray, feature_s: np.ndarray
     for k in range(len(pin_s)):
         parts_s.append(pin_s[k:k + 1])
         parts_p.append(pin_p[k:k + 1])
-        if k + 1 < len(pin_s) and unpinned[k] >= fallback_onsets:
+        if k + 1 < len(pin_s) and unpinned[k] >= fallback_onsets and pin_s[k + 1] - pin_s[k] > FALLBACK_S:
             a, b = pin_s[k], pin_s[k + 1]
             inside = (feature_s > a) & (feature_s < b)
             if inside.any():
