@@ -9,11 +9,16 @@ route aligns the performance MIDI itself. With ``--noisy-ends`` the audio also g
 Each alignment runs as its own ``maestro align`` process: CPU time (user + system) and peak memory (max RSS)
 are of the whole command, imports included. Beats are pooled over all performances; "x RT (CPU)" = seconds of music
 per CPU second.
-Real audio with ground truth: the 4 MAPS Disklavier recordings against their own notes re-timed by a known
-smooth tempo curve (the "score"), errors at every onset. Finally the two real Chopin Op. 10/3 recordings
+Real audio with ground truth: the 4 MAPS Disklavier recordings (1) against their A-MAPS scores with the tempo
+flattened (the MIDI's notes at their tick positions at one constant tempo), errors at the annotated A-MAPS beats,
+and (2) against their own notes re-timed by a known smooth tempo curve (the "score"), errors at every onset.
+Finally the two real Chopin Op. 10/3 recordings
 (``synctoolbox-chopin``, no ground truth) are aligned to
 their score with every backend: confidence, where the score's end lands, and how far the backends disagree;
 plus the confidence of each recording against a wrong score.
+
+The default backends are ``dtw:refine=false`` (the feature map, "chroma route"), ``dtw`` (refined by the note
+onsets of the default transcriber, onsets-frames) and every other installed aligner.
 
 Run: ``.venv/bin/python benchmarks/align.py [--per-piece N] [--limit N] [--noisy-ends] [--backends a,b]``.
 Prints rich tables (stderr) and one JSON line (stdout).
@@ -65,9 +70,9 @@ def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[
 
     CPU time, not wall time: on a shared machine the wall time says more about the neighbours than the code.
     """
-    name, *options = backend.split(":")  # "dtw:score_features=symbolic" passes -O score_features=symbolic
+    name, *options = backend.split(":")  # "dtw:refine=false" passes -O refine=false
     command = [str(MAESTRO), "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
-               "--overwrite", *(arg for option in options for arg in ("-o", option))]
+               "--overwrite", *(arg for option in options for arg in ("-O", option))]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = usage.ru_utime + usage.ru_stime
@@ -109,7 +114,7 @@ def main() -> None:
     console = Console(stderr=True, width=200)
     import soundfile
 
-    backends = args.backends.split(",") if args.backends else get_registry("aligner").names()
+    backends = args.backends.split(",") if args.backends else ["dtw:refine=false", *get_registry("aligner").names()]
     records = asap_performances(args.shared / "asap-sample")
     if args.per_piece:
         kept, counts = [], {}
@@ -174,13 +179,52 @@ def main() -> None:
                       f"{stats['p90_ms']:.1f}", *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100, 200)),
                       f"{row['x_realtime']:.1f}", f"{slot['peak_mb']:.0f}", str(slot["failed"]))
     console.print(table)
-    maps = chopin = []
+    maps = chopin = beats = []
     if not args.no_real:
+        beats = amaps_real(args.shared / "maps-disklavier", args.work, backends, console)
         maps = maps_real(args.shared / "maps-disklavier", args.work, backends, console)
         chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, records,
                               console)
-    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary, "maps": maps,
-                      "chopin": chopin}))
+    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary,
+                      "maps_beats": beats, "maps": maps, "chopin": chopin}))
+
+
+def amaps_real(folder: Path, work: Path, backends: list[str], console: Console) -> list[dict]:
+    """Real recordings against tempo-flattened scores: errors at the A-MAPS beats, per backend; CPU time relative
+    to the first backend (the whole ``maestro align`` process each time)."""
+    import soundfile
+
+    pairs = amaps_pairs(folder, work)
+    table = Table(title=f"MAPS Disklavier, {len(pairs)} real recordings vs tempo-flattened A-MAPS scores "
+                        "(A-MAPS beats pooled)")
+    for column in ("backend", "beats", "mean ms", "median ms", "≤25", "≤50", "≤100", "≤50 per recording",
+                   "CPU s", "CPU vs first", "peak MB"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    rows, first_cpu = [], None
+    music = sum(soundfile.info(str(pair["audio"])).duration for pair in pairs)
+    for backend in backends:
+        errors, seconds, peak, info = [], 0.0, 0.0, {}
+        for pair in pairs:
+            out = work / f"amaps.{pair['name']}.{backend.replace(':', '_')}.csv"
+            took, rss, ok = run_align(pair["audio"], pair["score"], backend, out)
+            seconds, peak = seconds + took, max(peak, rss)
+            if ok:
+                s, p, info[pair["name"]] = read_alignment(out)
+                errors.append(metrics.alignment_errors(pair["ref_score"], pair["ref_perf"], s, p))
+        if not errors:
+            continue
+        first_cpu = first_cpu or seconds
+        stats = metrics.summarize(np.concatenate(errors))
+        per = [float(100 * np.mean(e <= 0.05 + 1e-9)) for e in errors]
+        pinned = [meta.get("pinned_onsets", 0) / max(meta.get("score_onsets", 1), 1) for meta in info.values()]
+        rows.append({"backend": backend, **stats, "within_50ms_per_recording": per, "cpu_s": seconds,
+                     "cpu_vs_first": seconds / first_cpu, "x_realtime": music / seconds, "peak_mb": peak,
+                     "pinned_onset_share": pinned if any(pinned) else None})
+        table.add_row(backend, str(stats["points"]), f"{stats['mean_ms']:.1f}", f"{stats['median_ms']:.1f}",
+                      *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100)), " ".join(f"{x:.0f}" for x in per),
+                      f"{seconds:.0f}", f"{seconds / first_cpu:.2f}", f"{peak:.0f}")
+    console.print(table)
+    return rows
 
 
 def maps_real(folder: Path, work: Path, backends: list[str], console: Console) -> list[dict]:
