@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--per-piece", type=int, default=0, help="at most N performances of each piece (0: all)")
     parser.add_argument("--only", default="", help="comma-separated substrings: only matching performances")
     parser.add_argument("--no-real", action="store_true", help="skip the real recordings (MAPS, Chopin)")
+    parser.add_argument("--no-asap", action="store_true", help="skip the ASAP renders (only the real recordings)")
     parser.add_argument("--noisy-ends", action="store_true", help="also align renders with noise/applause ends")
     parser.add_argument("--backends", default="",
                         help="comma-separated aligners, each optionally name:key=value:... (default: all installed)")
@@ -115,7 +116,7 @@ def main() -> None:
     import soundfile
 
     backends = args.backends.split(",") if args.backends else ["dtw:refine=false", *get_registry("aligner").names()]
-    records = asap_performances(args.shared / "asap-sample")
+    records = everything = asap_performances(args.shared / "asap-sample")
     if args.per_piece:
         kept, counts = [], {}
         for record in records:
@@ -127,6 +128,8 @@ def main() -> None:
         records = [r for r in records if any(part in r["name"] for part in args.only.split(","))]
     if args.limit:
         records = records[: args.limit]
+    if args.no_asap:
+        records = []
     args.work.mkdir(parents=True, exist_ok=True)
     renderer = get_backend("renderer", "soundfont").create(["channels=1"])
     routes = ["audio", "midi"] + (["audio, noisy ends"] if args.noisy_ends else [])
@@ -183,7 +186,7 @@ def main() -> None:
     if not args.no_real:
         beats = amaps_real(args.shared / "maps-disklavier", args.work, backends, console)
         maps = maps_real(args.shared / "maps-disklavier", args.work, backends, console)
-        chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, records,
+        chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, everything,
                               console)
     print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary,
                       "maps_beats": beats, "maps": maps, "chopin": chopin}))
