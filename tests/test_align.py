@@ -370,3 +370,31 @@ def test_refine_false_keeps_the_feature_map(maps_excerpt):
     frames_s, frames_p = dtw.strict_pairs(path.score_frames, path.performance_frames)
     np.testing.assert_array_equal(result.score_times, score.time(frames_s))
     np.testing.assert_array_equal(result.performance_times, performance.time(frames_p))
+
+
+def test_onset_map_drops_a_stray_pin_and_falls_back_where_nothing_was_played():
+    """Chords every 0.5 s played 1.2x slower; one transcribed chord 80 ms late (a single note), none for 6 s; the
+    feature path 30 ms off everywhere. The map follows the played onsets, ignores the stray and follows the
+    (shifted) feature path through the silent stretch, which the result names."""
+    from maestro_cli.align.onset_map import onset_map
+    from maestro_cli.symbolic.notes import make_notes
+    from maestro_cli.symbolic.scores import SCORE_DTYPE
+
+    times = np.arange(0.0, 20.0, 0.5)
+    score = np.zeros(2 * len(times), SCORE_DTYPE)
+    score["start_s"], score["pitch"] = np.repeat(times, 2), np.tile([48, 64], len(times)) + np.repeat(
+        np.arange(len(times)) % 5, 2)
+    score["end_s"] = score["start_s"] + 0.4
+    truth = 1.2 * score["start_s"] + 0.5
+    heard = (score["start_s"] < 8.0) | (score["start_s"] >= 14.0)
+    stray = score["start_s"] == 3.0
+    played = make_notes(score["pitch"][heard & ~(stray & (score["pitch"] < 60))],
+                        (truth + 0.08 * stray)[heard & ~(stray & (score["pitch"] < 60))], 0.0, 64)
+    played["end_s"] = played["start_s"] + 0.3
+    feature_s = np.linspace(0.0, 20.0, 1001)
+    refined = onset_map(score, played, feature_s, 1.2 * feature_s + 0.5 + 0.03)
+    mapped = metrics.map_times(times, refined.score_times, refined.performance_times)
+    assert np.all(np.diff(refined.score_times) > 0) and np.all(np.diff(refined.performance_times) > 0)
+    assert np.max(np.abs(mapped - (1.2 * times + 0.5))) < 0.002  # the stray is not followed
+    assert refined.pinned_onsets == len(times) - 12 - 1 and refined.score_onsets == len(times)
+    assert [7.5, 14.0] in refined.info()["fallback_spans_s"]

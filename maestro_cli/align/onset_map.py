@@ -7,13 +7,16 @@ notes pinned it.
    (:data:`WINDOWS`) around the map of the previous step.
 2. Pins: each score onset with matched notes (grace notes aside: their written time is nominal) gives one point,
    the median onset of its matched notes, weighted by their number; points further than :data:`BAND` from the
-   feature path are dropped, and of the rest the chain strictly increasing in score and performance time with
-   the most matched notes is kept (a stray wrong note cannot outweigh the chords around it).
+   feature path are dropped, so are strays (further than :data:`TOLERANCE` from the interpolation between their
+   neighbours, :func:`_local_prediction`), and of the rest the chain strictly increasing in score and
+   performance time with the most matched notes is kept.
 3. Fallback: before the first and after the last pin, and between two pins more than :data:`FALLBACK_S` score
    seconds apart that leave score onsets unpinned, the map is the feature path, shifted (linearly across the
    span) to meet the pins at its ends. Elsewhere it is linear between pins.
 
-The transcriber is the caller's (:mod:`maestro_cli.align.transcribed`); nothing here was fitted to annotations.
+The transcriber is the caller's (:mod:`maestro_cli.align.transcribed`). The constants are the MIDI route's or
+round figures; none was searched on annotated data (docs/align.md says which design choices followed a look at
+the MAPS results).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ import numpy as np
 BAND = 1.0
 #: Note-matching windows (seconds), widest first: the MIDI route's defaults (``match_window`` 0.35 and a third).
 WINDOWS = (0.35, 0.35 / 3)
-#: A pin further than this many seconds from the robust local fit of its :data:`NEIGHBOURS` neighbours on each
-#: side (:func:`_local_prediction`) is a stray: a late or wrongly matched transcribed note.
+#: A pin further than this many seconds from the interpolation between its neighbours (up to :data:`NEIGHBOURS`
+#: on each side, :func:`_local_prediction`) is a stray: a late or wrongly matched transcribed note.
 TOLERANCE = 0.05
 NEIGHBOURS = 3
 #: A span between pins follows the feature path when it is longer than :data:`FALLBACK_S` score seconds and
