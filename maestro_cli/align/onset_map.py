@@ -7,12 +7,13 @@ notes pinned it.
    (:data:`WINDOWS`) around the map of the previous step.
 2. Pins: each score onset with matched notes (grace notes aside: their written time is nominal) gives one point,
    the median onset of its matched notes, weighted by their number; points further than :data:`BAND` from the
-   feature path are dropped, so are strays (further than :data:`TOLERANCE` from the interpolation between their
+   feature path are dropped, so are strays (pins no second witness backs: a single note, or notes not struck
+   together, further than :data:`TOLERANCE` both from the feature path and from the interpolation between their
    neighbours, :func:`_local_prediction`), and of the rest the chain strictly increasing in score and
    performance time with the most matched notes is kept.
 3. Fallback: before the first and after the last pin, and between two pins more than :data:`FALLBACK_S` score
-   seconds apart that leave score onsets unpinned, the map is the feature path, shifted (linearly across the
-   span) to meet the pins at its ends. Elsewhere it is linear between pins.
+   seconds apart, the map is the feature path, shifted (linearly across the span) to meet the pins at its ends.
+   Elsewhere it is linear between pins.
 
 The transcriber is the caller's (:mod:`maestro_cli.align.transcribed`). The constants are the MIDI route's or
 round figures; none was searched on annotated data (docs/align.md says which design choices followed a look at
@@ -25,20 +26,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maestro_cli.align.note_matching import CHORD_SPREAD, TEMPO_SPAN
+
 #: Half-width in seconds around the feature path within which transcribed notes may pin the map: the feature
 #: path's gross errors are rarer than a transcription's stray notes, so the pins stay near it.
 BAND = 1.0
 #: Note-matching windows (seconds), widest first: the MIDI route's defaults (``match_window`` 0.35 and a third).
 WINDOWS = (0.35, 0.35 / 3)
-#: A pin further than this many seconds from the interpolation between its neighbours (up to :data:`NEIGHBOURS`
-#: on each side, :func:`_local_prediction`) is a stray: a late or wrongly matched transcribed note.
+#: A pin is a stray (a late or wrongly matched transcribed note) when no second witness backs it: it is further
+#: than this many seconds both from the feature path and from the interpolation between its neighbours (up to
+#: :data:`NEIGHBOURS` on each side, within :data:`REACH` score seconds, :func:`_local_prediction`), and it is
+#: not two or more notes struck together (within the chord spread).
 TOLERANCE = 0.05
 NEIGHBOURS = 3
-#: A span between pins follows the feature path when it is longer than :data:`FALLBACK_S` score seconds and
-#: leaves at least :data:`FALLBACK_ONSETS` score onsets unpinned; shorter spans are linear between their pins
-#: (the project takes the tempo as locally steady over 4 s: see note_matching.extrapolated and TEMPO_SPAN).
-FALLBACK_S = 4.0
-FALLBACK_ONSETS = 2
+#: Score seconds over which the tempo is taken as steady (the note matching's TEMPO_SPAN, and the span of
+#: note_matching.extrapolated): how far a stray's neighbours may be, and the longest span between two pins that
+#: is linear; a longer one follows the feature path.
+REACH = TEMPO_SPAN
+FALLBACK_S = TEMPO_SPAN
 
 
 @dataclass
@@ -73,10 +78,14 @@ def pins(score_notes: np.ndarray, played: np.ndarray, matching, feature_s: np.nd
         return np.zeros(0), np.zeros(0), np.zeros(0, int)
     times, inverse = np.unique(s, return_inverse=True)
     medians = np.array([np.median(p[inverse == k]) for k in range(len(times))])
+    spread = np.array([np.ptp(p[inverse == k]) for k in range(len(times))])
     weights = np.bincount(inverse, minlength=len(times))
-    near = np.abs(medians - extrapolated(times, feature_s, feature_p)) <= band
-    times, medians, weights = times[near], medians[near], weights[near]
-    steady = np.abs(medians - _local_prediction(times, medians, NEIGHBOURS)) <= TOLERANCE
+    offset = medians - extrapolated(times, feature_s, feature_p)
+    near = np.abs(offset) <= band
+    times, medians, weights, spread, offset = times[near], medians[near], weights[near], spread[near], offset[near]
+    agreed = (weights >= 2) & (spread <= CHORD_SPREAD)  # notes struck together
+    steady = (agreed | (np.abs(offset) <= TOLERANCE)
+              | (np.abs(medians - _local_prediction(times, medians, NEIGHBOURS)) <= TOLERANCE))
     times, medians, weights = times[steady], medians[steady], weights[steady]
     if len(times) == 0:
         return times, medians, weights
@@ -85,12 +94,16 @@ def pins(score_notes: np.ndarray, played: np.ndarray, matching, feature_s: np.nd
     return times[chain], medians[chain], weights[chain]
 
 
-def _local_prediction(times: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """For each point, the median of the lines through one of its ``count`` neighbours before and one after it,
-    evaluated at its time: an interpolation that one stray neighbour cannot pull. Its own value at the ends."""
+def _local_prediction(times: np.ndarray, values: np.ndarray, count: int, reach: float = REACH) -> np.ndarray:
+    """For each point, the median of the lines through one of its ``count`` neighbours before and one after it
+    (within ``reach`` seconds of its time), evaluated at its time: an interpolation that one stray neighbour
+    cannot pull. Its own value where it has no neighbour in reach on either side."""
     out = values.copy()
     for k in range(1, len(times) - 1):
         before, after = np.arange(max(0, k - count), k), np.arange(k + 1, min(len(times), k + count + 1))
+        before, after = before[times[k] - times[before] <= reach], after[times[after] - times[k] <= reach]
+        if not len(before) or not len(after):
+            continue
         a, b = np.repeat(before, len(after)), np.tile(after, len(before))
         slope = (values[b] - values[a]) / (times[b] - times[a])
         out[k] = np.median(values[a] + slope * (times[k] - times[a]))
@@ -99,7 +112,7 @@ def _local_prediction(times: np.ndarray, values: np.ndarray, count: int) -> np.n
 
 def onset_map(score_notes: np.ndarray, played: np.ndarray, feature_s: np.ndarray, feature_p: np.ndarray,
               band: float = BAND, windows: tuple[float, ...] = WINDOWS,
-              fallback_onsets: int = FALLBACK_ONSETS) -> OnsetMap:
+              fallback_s: float = FALLBACK_S) -> OnsetMap:
     """The map from score time to performance time pinned by ``played`` (transcribed notes, NOTE_DTYPE, sorted by
     onset) matched to ``score_notes`` (SCORE_DTYPE) around the feature path ``(feature_s, feature_p)``."""
     from maestro_cli.align.note_matching import refine
@@ -121,11 +134,10 @@ def onset_map(score_notes: np.ndarray, played: np.ndarray, feature_s: np.ndarray
         parts_s.append(feature_s[first])
         parts_p.append(feature_p[first] + shift)
         spans.append((float(feature_s[first][0]), float(pin_s[0])))
-    unpinned = np.diff(np.searchsorted(onsets, pin_s)) - 1  # score onsets strictly between consecutive pins
     for k in range(len(pin_s)):
         parts_s.append(pin_s[k:k + 1])
         parts_p.append(pin_p[k:k + 1])
-        if k + 1 < len(pin_s) and unpinned[k] >= fallback_onsets and pin_s[k + 1] - pin_s[k] > FALLBACK_S:
+        if k + 1 < len(pin_s) and pin_s[k + 1] - pin_s[k] > fallback_s:
             a, b = pin_s[k], pin_s[k + 1]
             inside = (feature_s > a) & (feature_s < b)
             if inside.any():
