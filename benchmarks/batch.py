@@ -21,39 +21,17 @@ Prints a rich table and one JSON line.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from common import ASAP, MAESTRO, argument_parser, console, emit, machine, maestro_excerpts, run_process, table
 
-REPO = Path(__file__).resolve().parents[1]
-MAESTRO = Path(sys.executable).parent / "maestro"
-
-
-def excerpts(shared: Path, folder: Path, pieces: int, seconds: float) -> list[Path]:
-    """The first ``seconds`` (0: all) of the first ``pieces`` test-split MIDI files."""
-    import symusic
-
-    root = shared / "maestro-v2.0.0-midi"
-    with open(root / "maestro-v2.0.0.csv", newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"][:pieces]
-    folder.mkdir(parents=True)
-    for row in rows:
-        score = symusic.Score(str(root / row["midi_filename"]), ttype="second")
-        if seconds > 0:
-            score = score.clip(0, seconds)
-        score.dump_midi(str(folder / Path(row["midi_filename"]).name))
-    return sorted(folder.iterdir())
+from maestro_cli.data.maestro import read_metadata
 
 
 def asap_pairs(shared: Path, folder: Path, seconds: float) -> Path:
@@ -65,9 +43,8 @@ def asap_pairs(shared: Path, folder: Path, seconds: float) -> Path:
     def beats(path: Path) -> np.ndarray:
         return np.array([float(line.split("\t")[0]) for line in path.read_text().splitlines() if line.strip()])
 
-    asap = shared / "asap-sample"
-    with open(asap / "metadata.csv", newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if (asap / row["midi_performance"]).is_file()]
+    asap = shared / ASAP
+    rows = [row for row in read_metadata(asap / "metadata.csv") if (asap / row["midi_performance"]).is_file()]
     lines = []
     for row in rows:
         source, piece = asap / row["folder"], folder / row["folder"].replace("/", "_")
@@ -87,14 +64,6 @@ def asap_pairs(shared: Path, folder: Path, seconds: float) -> Path:
     return manifest
 
 
-def run(args: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run([str(MAESTRO), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"maestro {' '.join(args)} failed:\n{proc.stderr}")
-    return time.perf_counter() - start
-
-
 def same_outputs(a: Path, b: Path) -> bool:
     names = sorted(p.name for p in a.iterdir())
     return names == sorted(p.name for p in b.iterdir()) and all(
@@ -103,7 +72,7 @@ def same_outputs(a: Path, b: Path) -> bool:
 
 def kill_and_resume(inputs: Path, out: Path, count: int) -> dict:
     """Render with --jobs 2, SIGTERM once a third of the outputs exist, then resume; what was redone or left."""
-    command = [str(MAESTRO), "render", str(inputs), "--out-dir", str(out), "--jobs", "2", "--sample-rate", "16000",
+    command = [*MAESTRO, "render", str(inputs), "--out-dir", str(out), "--jobs", "2", "--sample-rate", "16000",
                "-O", "channels=1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -129,7 +98,7 @@ def kill_and_resume(inputs: Path, out: Path, count: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pieces", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=1)
@@ -137,8 +106,6 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
     parser.add_argument("--stages", default="render,transcribe",
                         help="comma-separated: render, transcribe (reads render's outputs), align")
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("MAESTRO_SHARED_DATA",
-                                                                           REPO.parent / "shared" / "data")))
     args = parser.parse_args()
     configs = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"]}
     if not args.no_ray:
@@ -146,7 +113,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="maestro-batch-bench-"))
     try:
         midi = work / "midi"
-        count = len(excerpts(args.shared, midi, args.pieces, args.seconds))
+        count = len(maestro_excerpts(args.shared, midi, args.pieces, args.seconds))
         counts = {"render": count, "transcribe": count}
         if "align" in args.stages.split(","):
             pairs = asap_pairs(args.shared, work / "asap", args.seconds)
@@ -165,7 +132,8 @@ def main() -> None:
                     out = work / f"{stage}-{name.strip('-').replace(' ', '-')}"
                     if round_ < args.rounds - 1 or out.exists():
                         shutil.rmtree(out, ignore_errors=True)
-                    seconds.setdefault((stage, name), []).append(run(command(out, extra)))
+                    seconds.setdefault((stage, name), []).append(
+                        run_process([*MAESTRO, *command(out, extra)], check=True).wall_s)
             for name in configs:
                 identical[stage, name] = same_outputs(work / f"{stage}-jobs-1",
                                                       work / f"{stage}-{name.strip('-').replace(' ', '-')}")
@@ -174,11 +142,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     length = f"excerpts of {args.seconds:g} s" if args.seconds > 0 else "whole pieces"
-    table = Table(title=f"maestro batch: {length} ({count} MAESTRO test pieces; align: "
-                        f"{counts.get('align', 0)} ASAP performances), {os.cpu_count()} cores, "
-                        f"load {os.getloadavg()[0]:.1f}")
-    for column in ("stage", "executor", "files", "wall s", "files/s", "speed-up", "same bytes as --jobs 1"):
-        table.add_column(column)
+    context = machine()
+    results = table(f"maestro batch: {length} ({count} MAESTRO test pieces; align: {counts.get('align', 0)} ASAP "
+                    f"performances), {context['cores']} cores, load {context['load_1min']:.1f}",
+                    ("stage", "executor", "files", "wall s", "files/s", "speed-up", "same bytes as --jobs 1"), left=2)
     rows = []
     for (stage, name), times in seconds.items():
         best = min(times)
@@ -186,12 +153,12 @@ def main() -> None:
         rows.append({"stage": stage, "executor": name, "files": counts[stage], "seconds": round(best, 2),
                      "files_per_s": round(counts[stage] / best, 3), "speedup": round(base / best, 2),
                      "identical": identical[stage, name]})
-        table.add_row(stage, name, str(counts[stage]), f"{best:.1f}", f"{counts[stage] / best:.2f}",
-                      f"{base / best:.2f}x", "yes" if identical[stage, name] else "NO")
-    Console(stderr=True).print(table)
-    Console(stderr=True).print(f"kill half-way and resume: {resume}")
-    print(json.dumps({"benchmark": "batch", "pieces": count, "seconds_each": args.seconds, "cores": os.cpu_count(),
-                      "load_1min": round(os.getloadavg()[0], 1), "rows": rows, "resume": resume}))
+        results.add_row(stage, name, str(counts[stage]), f"{best:.1f}", f"{counts[stage] / best:.2f}",
+                        f"{base / best:.2f}x", "yes" if identical[stage, name] else "NO")
+    progress = console()
+    progress.print(results)
+    progress.print(f"kill half-way and resume: {resume}")
+    emit("batch", {"pieces": count, "seconds_each": args.seconds, **context, "rows": rows, "resume": resume})
 
 
 if __name__ == "__main__":

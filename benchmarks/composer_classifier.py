@@ -14,12 +14,11 @@ JSON line (stdout) with the real test accuracy. ``benchmarks/generate_quality.py
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from common import MAESTRO_MIDI, argument_parser, console, emit, shared_data, table
 
 from maestro_cli.data.composers import resolve_composer
 from maestro_cli.data.maestro import read_metadata
@@ -27,7 +26,7 @@ from maestro_cli.tokens import performance as events
 
 COMPOSERS = ("Bach", "Chopin", "Liszt", "Mozart", "Beethoven")
 EXCERPT_S = 30.0
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "maestro-v2.0.0-midi"
+DEFAULT_ROOT = shared_data() / MAESTRO_MIDI
 
 
 def excerpts(notes: np.ndarray, limit: int, seconds: float = EXCERPT_S) -> list[np.ndarray]:
@@ -106,22 +105,15 @@ def accuracy(model, X: np.ndarray, y: np.ndarray) -> dict:
 
 
 def main() -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_ROOT)
+    parser = argument_parser(__doc__, shared=False)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_ROOT, help="the MAESTRO folder (v3 metadata)")
     args = parser.parse_args()
     model, n_train = train(args.dataset)
     real = accuracy(model, *split_excerpts(args.dataset, "test", 4))
-    table = Table(title=f"composer classifier, real test excerpts ({real['n']}; trained on {n_train})")
-    for column in ("composer", "accuracy"):
-        table.add_column(column)
-    for composer, value in real["per_composer"].items():
-        table.add_row(composer, f"{value:.1%}")
-    table.add_row("all", f"{real['accuracy']:.1%}")
-    Console(stderr=True).print(table)
-    print(json.dumps({"benchmark": "composer_classifier", "train_excerpts": n_train, "real_test": real}))
+    rows = [*real["per_composer"].items(), ("all", real["accuracy"])]
+    console().print(table(f"composer classifier, real test excerpts ({real['n']}; trained on {n_train})",
+                          ("composer", "accuracy"), [(composer, f"{value:.1%}") for composer, value in rows]))
+    emit("composer_classifier", {"train_excerpts": n_train, "real_test": real})
 
 
 if __name__ == "__main__":

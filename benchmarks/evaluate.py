@@ -14,24 +14,18 @@ Prints a rich table and one JSON line.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
+from common import MAESTRO_MIDI, argument_parser, console, emit, table, timed
 
 from maestro_cli.data.maestro import open_dataset
 from maestro_cli.metrics import generation as gm
-
-REPO = Path(__file__).resolve().parents[1]
+from maestro_cli.symbolic.midi import read_midi
 
 
 def ours(path: Path) -> dict[str, np.ndarray]:
-    notes = gm.load_notes(path)
+    notes = read_midi(path).sounding()
     return {name: feature.sample(notes) for name, feature in gm.FEATURES.items()}
 
 
@@ -54,38 +48,31 @@ def peer(path: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--files", type=int, default=40)
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     args = parser.parse_args()
-    console = Console(stderr=True)
-    records = open_dataset(args.shared / "maestro-v2.0.0-midi", version="v3").filter(split="test").records
+    records = open_dataset(args.shared / MAESTRO_MIDI, version="v3").filter(split="test").records
     paths = [record.midi_path for record in records[:args.files]]
     seconds = {"ours": 0.0, "pretty_midi": 0.0}
-    with console.status("extracting features") as status:
+    with console().status("extracting features") as status:
         for i, path in enumerate(paths):
             status.update(f"extracting features {i + 1}/{len(paths)}")
             for name, extract in (("ours", ours), ("pretty_midi", peer)):
-                start = time.perf_counter()
-                extract(path)
-                seconds[name] += time.perf_counter() - start
+                seconds[name] += timed(lambda: extract(path))[0]
     half = len(paths) // 2
-    summary = gm.compare([gm.load_notes(p) for p in paths[:half]], [gm.load_notes(p) for p in paths[half:]])["summary"]
-    result = {"benchmark": "evaluate-generation", "files": len(paths),
+    pieces = [read_midi(p).sounding() for p in paths]
+    summary = gm.compare(pieces[:half], pieces[half:])["summary"]
+    result = {"files": len(paths),
               "ours_pieces_per_s": len(paths) / seconds["ours"],
               "pretty_midi_pieces_per_s": len(paths) / seconds["pretty_midi"],
               "speedup": seconds["pretty_midi"] / seconds["ours"],
               "half_vs_half_overlap_mean": summary["overlap_mean"], "half_vs_half_kl_mean": summary["kl_mean"]}
-    table = Table(title=f"generation statistics, {len(paths)} MAESTRO test pieces")
-    for column in ("extractor", "seconds", "pieces/s"):
-        table.add_column(column, justify="left" if column == "extractor" else "right")
-    for name in seconds:
-        table.add_row(name, f"{seconds[name]:.2f}", f"{len(paths) / seconds[name]:.1f}")
-    table.caption = (f"speed-up {result['speedup']:.1f}x; first half vs second half: overlap "
-                     f"{summary['overlap_mean']:.3f}, KL {summary['kl_mean']:.3f}")
-    Console().print(table)
-    print(json.dumps(result))
+    caption = (f"speed-up {result['speedup']:.1f}x; first half vs second half: overlap "
+               f"{summary['overlap_mean']:.3f}, KL {summary['kl_mean']:.3f}")
+    console(stdout=True).print(table(
+        f"generation statistics, {len(paths)} MAESTRO test pieces", ("extractor", "seconds", "pieces/s"),
+        [(name, f"{value:.2f}", f"{len(paths) / value:.1f}") for name, value in seconds.items()], caption=caption))
+    emit("evaluate-generation", result)
 
 
 if __name__ == "__main__":

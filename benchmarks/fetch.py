@@ -8,29 +8,23 @@ about the size of the official MIDI-only zip). Two scenarios:
 * dropped: the server hangs up half-way through the first attempt, then the command is re-run.
   We resume with a Range request; the peer starts again from byte 0. Measured: bytes sent by the server.
 
-Run: ``.venv/bin/python benchmarks/fetch.py [--shared ../shared/data]``. Prints a rich table and one JSON line.
+Run: ``.venv/bin/python benchmarks/fetch.py [--shared DIR]``. Prints a rich table and one JSON line.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.server
 import io
-import json
-import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from common import MAESTRO_MIDI, argument_parser, console, emit, table, timed
 
 from maestro_cli.data.download import RetryPolicy, fetch, get_release
 
@@ -86,25 +80,24 @@ def run(tool: str, server, mirror: str, digest: str, drop: bool) -> tuple[float,
     work = Path(tempfile.mkdtemp(prefix=f"bench-fetch-{tool}-"))
     server.sent, server.drop_after = 0, (len(server.data) // 2 if drop else None)
     url = f"{mirror}v2.0.0/{NAME}"
-    started = time.perf_counter()
-    try:
+
+    def scenario() -> None:
         for attempt in range(2):
             try:
-                ours(mirror, work, digest) if tool == "maestro fetch" else peer(url, work, digest)
-                break
+                return ours(mirror, work, digest) if tool == "maestro fetch" else peer(url, work, digest)
             except Exception:  # noqa: BLE001 - the dropped first attempt; the re-run follows
                 if attempt:
                     raise
-        return time.perf_counter() - started, server.sent
+
+    try:
+        return timed(scenario)[0], server.sent
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("MAESTRO_SHARED_DATA", "../shared/data")))
-    args = parser.parse_args()
-    data = build_zip(args.shared / "maestro-v2.0.0-midi")
+    args = argument_parser(__doc__).parse_args()
+    data = build_zip(args.shared / MAESTRO_MIDI)
     digest = hashlib.sha256(data).hexdigest()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.data, server.sent, server.drop_after = data, 0, None
@@ -117,14 +110,12 @@ def main() -> None:
             results.append({"scenario": scenario, "tool": tool, "seconds": round(seconds, 2),
                             "bytes_sent": sent, "sent_ratio": round(sent / len(data), 3)})
     server.shutdown()
-    table = Table(title=f"fetch: {len(data) / 1e6:.1f} MB MAESTRO-layout zip from a local mirror")
-    for column in ("scenario", "tool", "seconds", "bytes sent", "x zip size"):
-        table.add_column(column, justify="left" if column in ("scenario", "tool") else "right")
-    for row in results:
-        table.add_row(row["scenario"], row["tool"], f"{row['seconds']:.2f}", f"{row['bytes_sent']:,}",
-                      f"{row['sent_ratio']:.2f}")
-    Console(file=sys.stdout).print(table)
-    print(json.dumps({"benchmark": "fetch", "zip_bytes": len(data), "results": results}))
+    console(stdout=True).print(table(
+        f"fetch: {len(data) / 1e6:.1f} MB MAESTRO-layout zip from a local mirror",
+        ("scenario", "tool", "seconds", "bytes sent", "x zip size"),
+        [(row["scenario"], row["tool"], f"{row['seconds']:.2f}", f"{row['bytes_sent']:,}", f"{row['sent_ratio']:.2f}")
+         for row in results], left=2))
+    emit("fetch", {"zip_bytes": len(data), "results": results})
 
 
 if __name__ == "__main__":

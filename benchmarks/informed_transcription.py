@@ -25,15 +25,14 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/informed_transcription.py [
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import MAPS, amaps_midi, argument_parser, console, emit, shared_data, table
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "maps-disklavier"
+DATA = shared_data() / MAPS
 PIECES = ("MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_9_ENSTDkAm", "MAPS_MUS-scn15_12_ENSTDkCl",
           "MAPS_MUS-chpn-p19_ENSTDkCl")
 TPQ = 480
@@ -41,16 +40,15 @@ TPQ = 480
 
 def amaps_files(data: Path, piece: str) -> tuple[Path, Path]:
     """The A-MAPS MIDI and beat annotation of a MAPS piece."""
-    short = piece.removeprefix("MAPS_MUS-")
-    midi = next((data / "a-maps").glob(f"R_*_A_MAPS_{short}.mid"))
+    midi = amaps_midi(data, piece)
     return midi, midi.with_name(midi.name.split("_A_MAPS_")[0] + "_A_MAPS_annotation.tsv")
 
 
 def reference(data: Path, piece: str, seconds: float) -> np.ndarray:
     """Ground-truth note list of the excerpt: A-MAPS MIDI, sustain applied, onsets inside, offsets clipped."""
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
-    notes = read_midi_notes(amaps_files(data, piece)[0])
+    notes = read_midi(amaps_files(data, piece)[0]).sounding()
     notes = notes[notes["start_s"] < seconds - 0.1]
     notes["end_s"] = np.minimum(notes["end_s"], seconds)
     return notes
@@ -62,7 +60,7 @@ def flattened_notes(data: Path, piece: str, seconds: float) -> tuple[np.ndarray,
     from maestro_cli.symbolic.midi import read_midi
 
     midi, annotation = amaps_files(data, piece)
-    notes, _ = read_midi(midi)
+    notes = read_midi(midi).notes
     notes = notes[notes["start_s"] < seconds - 0.1]
     notes = notes[np.lexsort((notes["pitch"], notes["start_s"]))]
     rows = [line.split("\t") for line in annotation.read_text().splitlines() if line.strip()]
@@ -157,17 +155,17 @@ def cached(cache: Path, backend: str, options: list[str], seconds: float, piece:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, shared=False)
     parser.add_argument("--backend", default="onsets-frames")
     parser.add_argument("--aligner", default=None)
-    parser.add_argument("-o", "--option", action="append", default=[], help="transcriber option key=value")
+    parser.add_argument("-O", "--option", action="append", default=[], help="transcriber option key=value")
     parser.add_argument("--seconds", type=float, default=30.0, help="the first SECONDS of each recording (0: whole)")
     parser.add_argument("--after", type=float, default=0.0,
                         help="score only the notes and deviations from AFTER seconds on (recordings as long or shorter "
                              "are left out)")
     parser.add_argument("--pieces", default=",".join(PIECES))
     parser.add_argument("--perturb", type=float, default=0.05)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA, help="the MAPS Disklavier folder (flac/, a-maps/)")
     parser.add_argument("--no-candidates", action="store_true",
                         help="ignore the transcriber's candidates (the blind transcription's notes only)")
     parser.add_argument("--recover", type=float, default=None,
@@ -178,18 +176,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import soundfile
-    from rich.console import Console
-    from rich.table import Table
 
     from maestro_cli.align import informed
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.metrics.transcription import evaluate_notes
     from maestro_cli.registry import create_backend
-    from maestro_cli.symbolic.midi import read_midi, read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
     from maestro_cli.symbolic.pedal import apply_sustain
     from maestro_cli.symbolic.scores import read_score
 
-    console = Console(stderr=True, width=160)
     transcriber = create_backend("transcriber", args.backend, args.option)
     searching = hasattr(transcriber, "transcribe_candidates") and not args.no_candidates
     aligner = create_backend("aligner", args.aligner, [])
@@ -225,7 +219,7 @@ def main() -> None:
         def evaluated(est: np.ndarray) -> dict:
             return evaluate_notes(ref, est[(est["start_s"] >= args.after) & (est["start_s"] < seconds - 0.1)])
 
-        scored = evaluated(read_midi_notes(blind))
+        scored = evaluated(read_midi(blind).sounding())
         rows.append({"piece": piece, "score": "none (blind)", **scored})
         notes, positions, signatures, spb = flattened_notes(args.data, piece, seconds)
         variants = {"flattened": (positions, notes["pitch"].astype(np.int64), notes[:0], [])}
@@ -237,12 +231,12 @@ def main() -> None:
             scores.setdefault(piece, path)
             start = time.process_time()
             alignment = aligner.align(blind, path, kind="midi")
-            matched = informed.note_alignment(alignment, read_performance(blind))
+            matched = informed.note_alignment(alignment, read_midi(blind).piano_notes())
             result = informed.informed(matched, np.asarray(alignment.score_times, float),
                                        np.asarray(alignment.performance_times, float), candidates,
                                        recover=informed.RECOVER if args.recover is None else args.recover)
             cpu_inform += time.process_time() - start
-            _, pedals = read_midi(blind)
+            pedals = read_midi(blind).pedal()
             est = apply_sustain(result.notes, pedals)
             row = {"piece": piece, "score": name, "confidence": result.confidence,
                    **evaluated(est), **result.counts}
@@ -255,17 +249,12 @@ def main() -> None:
     for k, piece in enumerate(pieces if len(pieces) > 1 else []):  # another piece's score
         other = scores[pieces[(k + 1) % len(pieces)]]
         matched = informed.note_alignment(aligner.align(transcriptions[piece], other, kind="midi"),
-                                          read_performance(transcriptions[piece]))
+                                          read_midi(transcriptions[piece]).piano_notes())
         rows.append({"piece": piece, "score": f"other piece ({other.name.split('.')[0]})",
                      "confidence": matched.f_measure()})
 
-    table = Table(title=f"score-informed transcription, {args.backend} {' '.join(args.option)}, "
-                        f"MAPS {f'first {args.seconds:g} s' if args.seconds else 'whole recordings'}"
-                        f"{f', scored from {args.after:g} s on' if args.after else ''}")
     columns = ("piece", "score", "note_f1", "note_offset_f1", "note_offset_velocity_f1", "confidence", "reported",
                "report_precision", "report_recall", "report_f1")
-    for column in columns:
-        table.add_column(column.replace("note_offset_velocity_f1", "+vel F1").replace("note_offset_f1", "+off F1"))
     summary = {}
     for kind in ("none (blind)", "flattened", "perturbed"):
         chosen = [r for r in rows if r["score"] == kind]
@@ -273,17 +262,23 @@ def main() -> None:
                          if all(key in r for r in chosen)}
     others = [r["confidence"] for r in rows if r["score"].startswith("other")]
     summary["other piece"] = {"confidence_max": max(others)} if others else {}
-    for row in rows + [{"piece": "MEAN", "score": kind, **values} for kind, values in summary.items()]:
-        table.add_row(*[f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns])
-    console.print(table)
+    progress = console(width=160)
+    progress.print(table(
+        f"score-informed transcription, {args.backend} {' '.join(args.option)}, MAPS "
+        f"{f'first {args.seconds:g} s' if args.seconds else 'whole recordings'}"
+        f"{f', scored from {args.after:g} s on' if args.after else ''}",
+        [c.replace("note_offset_velocity_f1", "+vel F1").replace("note_offset_f1", "+off F1") for c in columns],
+        [[f"{row[c]:.3f}" if isinstance(row.get(c), float) else row.get(c, "") for c in columns]
+         for row in rows + [{"piece": "MEAN", "score": kind, **values} for kind, values in summary.items()]],
+        left=2))
     transcription_cpu = cpu_transcribe / audio_seconds if audio_seconds else None
-    console.print(f"CPU seconds: transcription {transcription_cpu or float('nan'):.2f} per second of audio (not "
-                  f"cached), alignment + combination {cpu_inform / (2 * len(pieces)):.2f} per excerpt and score")
-    print(json.dumps({"backend": args.backend, "options": args.option, "seconds": args.seconds, "after": args.after,
-                      "recover": informed.RECOVER if args.recover is None else args.recover,
-                      "summary": summary,
-                      "transcription_cpu_s_per_audio_s": transcription_cpu,
-                      "inform_cpu_s_per_score": round(cpu_inform / (2 * len(pieces)), 3), "rows": rows}, default=float))
+    progress.print(f"CPU seconds: transcription {transcription_cpu or float('nan'):.2f} per second of audio (not "
+                   f"cached), alignment + combination {cpu_inform / (2 * len(pieces)):.2f} per excerpt and score")
+    emit("informed_transcription", {
+        "backend": args.backend, "options": args.option, "seconds": args.seconds, "after": args.after,
+        "recover": informed.RECOVER if args.recover is None else args.recover, "summary": summary,
+        "transcription_cpu_s_per_audio_s": transcription_cpu,
+        "inform_cpu_s_per_score": round(cpu_inform / (2 * len(pieces)), 3), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -12,25 +12,17 @@ Prints tables on stderr and one JSON line on stdout.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+from common import ASAP, MAESTRO, VIENNA, argument_parser, asap_performances, console, emit, run_process, table
+from rich.console import Console
 
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from maestro_cli.align.io import read_alignment
+from maestro_cli.align.notes import read_reference
+from maestro_cli.metrics import alignment as metrics
 
-from maestro_cli.align.io import read_alignment  # noqa: E402
-from maestro_cli.align.notes import read_reference  # noqa: E402
-from maestro_cli.metrics import alignment as metrics  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 LABELS = ("match", "deletion", "insertion")
 
 
@@ -41,15 +33,12 @@ def align(performance: Path, score: Path, backend: str, out: Path, out_format: s
     """CPU seconds, success and stderr of one ``maestro align`` process."""
     if REUSE and out.is_file():
         return 0.0, True, ""
-    command = [sys.executable, "-m", "maestro_cli", "align", str(performance), "--score", str(score), "-b", backend,
-               "--format", out_format, "-o", str(out), "--overwrite"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    error = proc.stderr.read().decode(errors="replace")
-    return usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status) == 0, error
+    done = run_process([*MAESTRO, "align", performance, "--score", score, "-b", backend, "--format", out_format,
+                        "-o", out, "--overwrite"])
+    return done.cpu_s, done.ok, done.stderr
 
 
-def vienna(root: Path, backends: list[str], work: Path, console: Console) -> list[dict]:
+def vienna(root: Path, backends: list[str], work: Path, progress: Console) -> list[dict]:
     rows = []
     for backend in backends:
         pooled = {label: [0, 0, 0] for label in LABELS}  # correct, estimated, reference
@@ -61,7 +50,7 @@ def vienna(root: Path, backends: list[str], work: Path, console: Console) -> lis
                                     backend, out, "notes")
             seconds += took
             if not ok:
-                console.print(f"{match.stem} {backend}: failed {error.strip()[-300:]}")
+                progress.print(f"{match.stem} {backend}: failed {error.strip()[-300:]}")
                 continue
             scores = metrics.note_alignment_scores(read_reference(out), read_reference(match))
             for label in LABELS:
@@ -70,7 +59,7 @@ def vienna(root: Path, backends: list[str], work: Path, console: Console) -> lis
                 pooled[label][1] += est
                 pooled[label][2] += ref
             per_piece.append(scores["match_f"])
-            console.print(f"{match.stem} {backend}: match F {100 * scores['match_f']:.1f}, deletion F "
+            progress.print(f"{match.stem} {backend}: match F {100 * scores['match_f']:.1f}, deletion F "
                           f"{100 * scores['deletion_f']:.1f}, insertion F {100 * scores['insertion_f']:.1f}, "
                           f"{took:.1f} s CPU", highlight=False)
         row = {"backend": backend, "performances": len(per_piece), "cpu_s": seconds,
@@ -80,64 +69,56 @@ def vienna(root: Path, backends: list[str], work: Path, console: Console) -> lis
             row[f"{label}_precision"], row[f"{label}_recall"] = precision, recall
             row[f"{label}_f"] = 2 * precision * recall / max(precision + recall, 1e-12)
         rows.append(row)
-    table = Table(title="Vienna 4x22, note alignment vs the match files (pooled)")
-    for column in ("backend", "perfs", "match P", "match R", "match F", "mean F / perf", "deletion F",
-                   "insertion F", "CPU s"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
-    for row in rows:
-        table.add_row(row["backend"], str(row["performances"]), *(f"{100 * row[k]:.1f}" for k in (
+    progress.print(table(
+        "Vienna 4x22, note alignment vs the match files (pooled)",
+        ("backend", "perfs", "match P", "match R", "match F", "mean F / perf", "deletion F", "insertion F", "CPU s"),
+        [(row["backend"], row["performances"], *(f"{100 * row[k]:.1f}" for k in (
             "match_precision", "match_recall", "match_f", "match_f_mean", "deletion_f", "insertion_f")),
-            f"{row['cpu_s']:.0f}")
-    console.print(table)
+          f"{row['cpu_s']:.0f}") for row in rows]))
     return rows
 
 
-def asap(root: Path, work: Path, console: Console, per_piece: int) -> list[dict]:
+def asap(root: Path, work: Path, progress: Console, per_piece: int) -> list[dict]:
     from maestro_cli.symbolic.scores import read_score
 
     results = {"MIDI score": [], "MusicXML score": []}
     seconds = {"MIDI score": 0.0, "MusicXML score": 0.0}
-    variants = []
-    for midi_score in sorted(root.rglob("midi_score.mid")):
-        folder = midi_score.parent
-        xml_score = folder / "xml_score.musicxml"
-        midi_notes = read_score(midi_score).notes
-        performances = [p for p in sorted(folder.glob("*.mid")) if p.name != "midi_score.mid"
-                        and (folder / f"{p.stem}_annotations.txt").is_file()]
-        for perf in performances[: per_piece or None]:
-            name = f"{folder.relative_to(root)}/{perf.stem}".replace("/", "_")
-            ref_score, ref_perf = metrics.load_reference([folder / "midi_score_annotations.txt",
-                                                          folder / f"{perf.stem}_annotations.txt"])
-            for route, score in (("MIDI score", midi_score), ("MusicXML score", xml_score)):
-                out = work / f"{name}.{route.split()[0]}.csv"
-                took, ok, error = align(perf, score, "dtw", out, "csv")
-                seconds[route] += took
-                if not ok:
-                    console.print(f"{name} {route}: failed {error.strip()[-300:]}")
-                    continue
-                s, p, info = read_alignment(out)
-                points = ref_score
-                if route == "MusicXML score":
-                    xml = read_score(xml_score, unfold=info.get("score_variant") == "unfolded").notes
-                    points, shared = midi_to_xml_seconds(ref_score, midi_notes, xml)
-                    variants.append({"performance": name, "variant": info.get("score_variant"),
-                                     "notes_coinciding": shared})
-                errors = metrics.alignment_errors(points, ref_perf, s, p)
-                results[route].append(errors)
-                console.print(f"{name} {route}: {100 * np.mean(errors <= 0.05 + 1e-9):.1f} % within 50 ms "
-                              f"({info.get('score_variant', '')}), {took:.1f} s CPU", highlight=False)
-    table = Table(title="ASAP sample, performance MIDI -> score, dtw, % of beats within 50 ms (pooled)")
-    for column in ("score", "beats", "mean ms", "median ms", "≤25", "≤50", "≤100", "CPU s"):
-        table.add_column(column, justify="left" if column == "score" else "right")
+    variants, midi_notes = [], {}
+    for record in asap_performances(root, per_piece):
+        midi_score, name = record["score"], record["name"].replace("/", "_")
+        xml_score = midi_score.with_name("xml_score.musicxml")
+        if midi_score not in midi_notes:
+            midi_notes[midi_score] = read_score(midi_score).notes
+        ref_score, ref_perf = metrics.load_reference([record["score_ann"], record["perf_ann"]])
+        for route, score in (("MIDI score", midi_score), ("MusicXML score", xml_score)):
+            out = work / f"{name}.{route.split()[0]}.csv"
+            took, ok, error = align(record["midi"], score, "dtw", out, "csv")
+            seconds[route] += took
+            if not ok:
+                progress.print(f"{name} {route}: failed {error.strip()[-300:]}")
+                continue
+            s, p, info = read_alignment(out)
+            points = ref_score
+            if route == "MusicXML score":
+                xml = read_score(xml_score, unfold=info.get("score_variant") == "unfolded").notes
+                points, shared = midi_to_xml_seconds(ref_score, midi_notes[midi_score], xml)
+                variants.append({"performance": name, "variant": info.get("score_variant"),
+                                 "notes_coinciding": shared})
+            errors = metrics.alignment_errors(points, ref_perf, s, p)
+            results[route].append(errors)
+            progress.print(f"{name} {route}: {100 * np.mean(errors <= 0.05 + 1e-9):.1f} % within 50 ms "
+                          f"({info.get('score_variant', '')}), {took:.1f} s CPU", highlight=False)
+    out = table("ASAP sample, performance MIDI -> score, dtw, % of beats within 50 ms (pooled)",
+                ("score", "beats", "mean ms", "median ms", "≤25", "≤50", "≤100", "CPU s"))
     rows = []
     for route, errors in results.items():
         if not errors:
             continue
         stats = metrics.summarize(np.concatenate(errors))
         rows.append({"route": route, "performances": len(errors), "cpu_s": seconds[route], **stats})
-        table.add_row(route, str(stats["points"]), f"{stats['mean_ms']:.1f}", f"{stats['median_ms']:.1f}",
-                      *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100)), f"{seconds[route]:.0f}")
-    console.print(table)
+        out.add_row(route, str(stats["points"]), f"{stats['mean_ms']:.1f}", f"{stats['median_ms']:.1f}",
+                    *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100)), f"{seconds[route]:.0f}")
+    progress.print(out)
     return rows + [{"variants": variants}]
 
 
@@ -179,22 +160,20 @@ def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--backends", default="dtw,parangonar", help="comma-separated aligners for Vienna 4x22")
     parser.add_argument("--per-piece", type=int, default=0, help="ASAP: at most N performances per piece (0: all)")
     parser.add_argument("--no-asap", action="store_true", help="only the Vienna 4x22 part")
     parser.add_argument("--reuse", action="store_true", help="keep the alignments of an earlier run in --work")
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-note-align")
     args = parser.parse_args()
     global REUSE
     REUSE = args.reuse
-    console = Console(stderr=True, width=200)
+    progress = console(width=200)
     args.work.mkdir(parents=True, exist_ok=True)
-    notes = vienna(args.shared / "vienna4x22", args.backends.split(","), args.work, console)
-    beats = [] if args.no_asap else asap(args.shared / "asap-sample", args.work, console, args.per_piece)
-    print(json.dumps({"benchmark": "note_align", "vienna4x22": notes, "asap": beats}))
+    notes = vienna(args.shared / VIENNA, args.backends.split(","), args.work, progress)
+    beats = [] if args.no_asap else asap(args.shared / ASAP, args.work, progress, args.per_piece)
+    emit("note_align", {"vienna4x22": notes, "asap": beats})
 
 
 if __name__ == "__main__":

@@ -20,14 +20,10 @@ Run (from the worktree, its plugin copy first on the path):
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +31,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import MAESTRO, argument_parser, console, emit, machine, maestro_excerpts, run_process, table
 
 #: Process roles by a piece of their command line, first match wins.
 ROLES = [("gcs_server", "gcs_server"), ("/raylet", "raylet"), ("dashboard/dashboard.py", "dashboard head"),
@@ -124,19 +120,9 @@ class Sampler(threading.Thread):
 
 def render_inputs(shared: Path, folder: Path, pieces: int, seconds: float) -> Path:
     """The first ``seconds`` of ``pieces`` test-split MIDI files, rendered to 16 kHz mono WAV; the WAV folder."""
-    import symusic
-
-    root = shared / "maestro-v2.0.0-midi"
-    with open(root / "maestro-v2.0.0.csv", newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"][:pieces]
-    (folder / "midi").mkdir(parents=True)
-    for row in rows:
-        score = symusic.Score(str(root / row["midi_filename"]), ttype="second")
-        (score.clip(0, seconds) if seconds > 0 else score).dump_midi(
-            str(folder / "midi" / Path(row["midi_filename"]).name))
-    subprocess.run([sys.executable, "-m", "maestro_cli", "render", str(folder / "midi"), "--out-dir",
-                    str(folder / "wav"), "--sample-rate", "16000", "-O", "channels=1", "--jobs", "1"],
-                   check=True, stdout=subprocess.DEVNULL)
+    maestro_excerpts(shared, folder / "midi", pieces, seconds)
+    run_process([*MAESTRO, "render", folder / "midi", "--out-dir", folder / "wav", "--sample-rate", "16000", "-O",
+                 "channels=1", "--jobs", "1"], check=True)
     return folder / "wav"
 
 
@@ -258,15 +244,13 @@ def paired_ratio(pool: list[dict], ray: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pieces", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of each piece (0: whole pieces)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--stage", choices=["transcribe", "render"], default="transcribe")
     parser.add_argument("--transcriber", default="onsets-frames")
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("MAESTRO_SHARED_DATA",
-                                                                           REPO.parent / "shared" / "data")))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="maestro-ray-overhead-"))
     try:
@@ -281,32 +265,26 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     results = {name: summary(group) for name, group in runs.items()}
     results["ray"]["item_cpu_ratio_to_pool"] = paired_ratio(runs["local"], runs["ray"])
-    report(results, args)
-    print(json.dumps({"benchmark": "ray_overhead", "stage": args.stage, "pieces": len(inputs),
-                      "seconds_each": args.seconds, "jobs": args.jobs, "cores": os.cpu_count(),
-                      "load_1min": round(os.getloadavg()[0], 1), "executors": results}))
+    context = machine()
+    report(results, args, context)
+    emit("ray_overhead", {"stage": args.stage, "pieces": len(inputs), "seconds_each": args.seconds, "jobs": args.jobs,
+                          **context, "executors": results})
 
 
-def report(results: dict, args) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def report(results: dict, args, context: dict) -> None:
     local, ray = results["local"], results["ray"]
-    console = Console(stderr=True, width=120)
-    table = Table(title=f"{args.stage}: {args.pieces} pieces x {args.seconds:g} s, --jobs {args.jobs}, "
-                        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; CPU seconds, medians of "
-                        f"{args.rounds} rounds")
-    for column in ("", "local pool", "ray", "ray - pool"):
-        table.add_column(column, justify="right" if column else "left")
+    out = table(f"{args.stage}: {args.pieces} pieces x {args.seconds:g} s, --jobs {args.jobs}, {context['cores']} "
+                f"cores, load {context['load_1min']:.1f}; CPU seconds, medians of {args.rounds} rounds",
+                ("", "local pool", "ray", "ray - pool"))
 
     def row(label, a, b):
-        table.add_row(label, _fmt(a), _fmt(b), _fmt(b - a) if a is not None and b is not None else "")
+        out.add_row(label, _fmt(a), _fmt(b), _fmt(b - a) if a is not None and b is not None else "")
 
     row("items: CPU s of the worker process", local["items_process_s"], ray["items_process_s"])
     row("items: CPU s of the thread running them", local["items_thread_s"], ray["items_thread_s"])
     ratio = ray["item_cpu_ratio_to_pool"]
-    table.add_row("items: CPU in Ray / in the pool, item by item", "", f"median {ratio['median']:.3f}",
-                  f"geo. mean {ratio['geometric_mean']:.3f}")
+    out.add_row("items: CPU in Ray / in the pool, item by item", "", f"median {ratio['median']:.3f}",
+                f"geo. mean {ratio['geometric_mean']:.3f}")
     row("items: voluntary context switches", local["items_voluntary_switches"], ray["items_voluntary_switches"])
     row("other processes while items ran, CPU s", local["others_during_items_s"], ray["others_during_items_s"])
     row("  ... as a share of the items' CPU", local["others_share_of_items"], ray["others_share_of_items"])
@@ -316,14 +294,15 @@ def report(results: dict, args) -> None:
             a, b = local["cpu"][phase].get(role, 0.0), ray["cpu"][phase].get(role, 0.0)
             if a or b:
                 row(f"{label}: {role}", a, b)
-    table.add_row("torch threads intra/inter-op", ", ".join(local["torch_threads"]),
-                  ", ".join(ray["torch_threads"]), "")
-    console.print(table)
-    console.print("Wall seconds (indicative only on a loaded machine): before the first item "
-                  f"{local['phase_wall_s']['before']:.2f} (pool) / {ray['phase_wall_s']['before']:.2f} (ray), "
-                  f"after the last {local['phase_wall_s']['after']:.2f} / {ray['phase_wall_s']['after']:.2f}; "
-                  + ", ".join(f"ray {key[:-2]} {ray[key]:.2f}" for key in ("import_s", "init_s", "shutdown_s")
-                              if ray.get(key) is not None))
+    out.add_row("torch threads intra/inter-op", ", ".join(local["torch_threads"]),
+                ", ".join(ray["torch_threads"]), "")
+    progress = console(width=120)
+    progress.print(out)
+    progress.print("Wall seconds (indicative only on a loaded machine): before the first item "
+                   f"{local['phase_wall_s']['before']:.2f} (pool) / {ray['phase_wall_s']['before']:.2f} (ray), "
+                   f"after the last {local['phase_wall_s']['after']:.2f} / {ray['phase_wall_s']['after']:.2f}; "
+                   + ", ".join(f"ray {key[:-2]} {ray[key]:.2f}" for key in ("import_s", "init_s", "shutdown_s")
+                               if ray.get(key) is not None))
 
 
 def _fmt(value) -> str:

@@ -11,12 +11,12 @@ random (key, time) pairs where nothing of that key sounds within 0.3 s. One JSON
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import argument_parser
 from informed_transcription import DATA, PIECES, TPQ, cached, flattened_notes, perturbed, reference, write_score
 
 EDGES = (0.002, 0.005, 0.01, 0.02, 0.05, 1.0001)
@@ -24,18 +24,18 @@ CHOSEN_ON = ("MAPS_MUS-chpn-p14_ENSTDkAm", "MAPS_MUS-scn15_12_ENSTDkCl")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, shared=False)
     parser.add_argument("--backend", default="onsets-frames")
-    parser.add_argument("-o", "--option", action="append", default=[], help="the options of the cached run")
+    parser.add_argument("-O", "--option", action="append", default=[], help="the options of the cached run")
     parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA, help="the MAPS Disklavier folder (flac/, a-maps/)")
     parser.add_argument("--rows", type=Path, default=None, help="write every measured note here (JSON lines)")
     args = parser.parse_args()
 
     from maestro_cli.align import informed
     from maestro_cli.align.note_matching import extrapolated
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.registry import create_backend
+    from maestro_cli.symbolic.midi import read_midi
 
     aligner, folder = create_backend("aligner", None, []), Path(tempfile.mkdtemp())
     rng, rows = np.random.default_rng(0), []
@@ -43,7 +43,7 @@ def main() -> None:
         blind = cached(args.cache, args.backend, args.option, 0, piece)  # whole recordings
         saved = np.load(blind.with_suffix(".npz"))
         found, confidence = saved["notes"], saved["confidence"]
-        played = read_performance(blind)
+        played = read_midi(blind).piano_notes()
         fresh = np.array([not informed._same_event(note, played) for note in found], bool)
 
         def evidence(pitch: int, t: float) -> float:

@@ -12,49 +12,31 @@ Prints a rich table and one JSON line.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from common import MAESTRO_MIDI, argument_parser, console, emit, maestro_test_rows, table, timed
 
 from maestro_cli.audio.synth import default_soundfont
 from maestro_cli.backends.soundfont import SoundfontOptions, SoundfontRenderer
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 44100
 
 
 def longest_test_midis(shared: Path, count: int) -> list[tuple[Path, float]]:
     """The ``count`` longest test-split performances: (MIDI path, duration in seconds)."""
-    root = shared / "maestro-v2.0.0-midi"
-    with open(root / "maestro-v3.0.0.csv", newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
-    rows.sort(key=lambda row: -float(row["duration"]))
-    return [(root / row["midi_filename"], float(row["duration"])) for row in rows[:count]]
-
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
+    rows = sorted(maestro_test_rows(shared, "v3"), key=lambda row: -float(row["duration"]))
+    return [(shared / MAESTRO_MIDI / row["midi_filename"], float(row["duration"])) for row in rows[:count]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     args = parser.parse_args()
-    console = Console(stderr=True)
+    progress = console()
     fluidsynth = shutil.which("fluidsynth")
     if fluidsynth is None:
         sys.exit("fluidsynth not found: apt-get install fluidsynth")
@@ -62,8 +44,8 @@ def main() -> None:
     stereo = SoundfontRenderer(SoundfontOptions(channels=2))
     mono = SoundfontRenderer(SoundfontOptions(channels=1))
     files = longest_test_midis(args.shared, args.files)
-    table = Table("file", "music (s)", "soundfont stereo (x RT)", "soundfont mono (x RT)", "FluidSynth CLI (x RT)",
-                  title=f"render: {len(files)} longest MAESTRO v3 test MIDIs, {soundfont.name}, {SAMPLE_RATE} Hz")
+    results = table(f"render: {len(files)} longest MAESTRO v3 test MIDIs, {soundfont.name}, {SAMPLE_RATE} Hz",
+                    ("file", "music (s)", "soundfont stereo (x RT)", "soundfont mono (x RT)", "FluidSynth CLI (x RT)"))
     totals = {"stereo": 0.0, "mono": 0.0, "fluidsynth": 0.0}
     music = 0.0
     with tempfile.TemporaryDirectory(prefix="maestro-bench-render-") as tmp:
@@ -71,29 +53,28 @@ def main() -> None:
         for midi, length in files:
             seconds = {
                 "stereo": timed(lambda: stereo.render(midi, out, sample_rate=SAMPLE_RATE, audio_format="wav",
-                                                      soundfont=soundfont)),
+                                                      soundfont=soundfont))[0],
                 "mono": timed(lambda: mono.render(midi, out, sample_rate=SAMPLE_RATE, audio_format="wav",
-                                                  soundfont=soundfont)),
+                                                  soundfont=soundfont))[0],
                 "fluidsynth": timed(lambda: subprocess.run(
                     [fluidsynth, "-ni", "-q", "-g", "1.0", "-r", str(SAMPLE_RATE), "-F", str(out), str(soundfont),
-                     str(midi)], check=True, capture_output=True, stdin=subprocess.DEVNULL)),
+                     str(midi)], check=True, capture_output=True, stdin=subprocess.DEVNULL))[0],
             }
             music += length
             for key, value in seconds.items():
                 totals[key] += value
-            table.add_row(midi.name[:48], f"{length:.0f}", *(f"{length / seconds[key]:.1f}" for key in totals))
-            console.print(f"{midi.name}: "
-                          + ", ".join(f"{key} {length / value:.1f}x" for key, value in seconds.items()))
+            results.add_row(midi.name[:48], f"{length:.0f}", *(f"{length / seconds[key]:.1f}" for key in totals))
+            progress.print(f"{midi.name}: " + ", ".join(f"{key} {length / t:.1f}x" for key, t in seconds.items()))
     speed = {key: music / value for key, value in totals.items()}
-    table.add_row("total", f"{music:.0f}", *(f"{speed[key]:.1f}" for key in totals), style="bold")
-    Console().print(table)
-    print(json.dumps({
-        "benchmark": "render", "files": len(files), "music_s": round(music, 1), "sample_rate": SAMPLE_RATE,
+    results.add_row("total", f"{music:.0f}", *(f"{speed[key]:.1f}" for key in totals), style="bold")
+    console(stdout=True).print(results)
+    emit("render", {
+        "files": len(files), "music_s": round(music, 1), "sample_rate": SAMPLE_RATE,
         "soundfont": soundfont.name, "soundfont_stereo_x_rt": round(speed["stereo"], 1),
         "soundfont_mono_x_rt": round(speed["mono"], 1), "fluidsynth_cli_x_rt": round(speed["fluidsynth"], 1),
         "ratio_stereo_vs_fluidsynth": round(speed["stereo"] / speed["fluidsynth"], 2),
         "ratio_mono_vs_fluidsynth": round(speed["mono"] / speed["fluidsynth"], 2),
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ informed_transcription.py); prints a table (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
+from common import argument_parser, console, emit, table
+from informed_transcription import DATA, PIECES, reference
 
-HERE = Path(__file__).resolve().parent
 BANDS = ((0, 40), (40, 60), (60, 128))
 HOP_S, WINDOW_S = 0.005, 0.032
 
@@ -44,29 +42,25 @@ def _median_ms(values: np.ndarray) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, shared=False)
     parser.add_argument("--transcriptions", default="/tmp/informed-cache/transkun_threads1_30s_{piece}.mid",
                         help="the transcription of each excerpt, {piece} the MAPS name")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--isolation", type=float, default=0.1)
+    parser.add_argument("--data", type=Path, default=DATA, help="the MAPS Disklavier folder (flac/, a-maps/)")
     args = parser.parse_args()
 
     import soundfile
-    from rich.console import Console
-    from rich.table import Table
 
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
-    spec = importlib.util.spec_from_file_location("informed_transcription", HERE / "informed_transcription.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     rows = []
-    for piece in bench.PIECES:
-        audio, rate = soundfile.read(bench.DATA / "flac" / f"{piece}.flac", frames=int(args.seconds * 16000),
+    for piece in PIECES:
+        audio, rate = soundfile.read(args.data / "flac" / f"{piece}.flac", frames=int(args.seconds * 16000),
                                      dtype="float32")
         audio = audio.mean(axis=1) if audio.ndim > 1 else audio
-        ref = bench.reference(bench.DATA, piece, args.seconds)
-        est = read_midi_notes(args.transcriptions.format(piece=piece))
+        ref = reference(args.data, piece, args.seconds)
+        est = read_midi(args.transcriptions.format(piece=piece)).sounding()
         energy = {}
         found = []
         for note in ref:
@@ -95,13 +89,10 @@ def main() -> None:
                          "late_audio_rise_ms": _median_ms(late[:, 2]),
                          "late_rise_at_transcribed": int(np.sum(np.abs(late[:, 2] - late[:, 1]) <= 0.025)),
                          "late_rise_at_reference": int(np.sum(np.abs(late[:, 2]) <= 0.025))})
-    table = Table(title="isolated reference notes: onset minus reference onset (median, ms)")
-    for column in rows[0]:
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        table.add_row(*[str(value) for value in row.values()])
-    Console(stderr=True, width=160).print(table)
-    print(json.dumps({"transcriptions": args.transcriptions, "rows": rows}))
+    console(width=160).print(table("isolated reference notes: onset minus reference onset (median, ms)",
+                                   [column.replace("_", " ") for column in rows[0]],
+                                   [row.values() for row in rows], left=2))
+    emit("soft_onsets", {"transcriptions": args.transcriptions, "rows": rows})
 
 
 if __name__ == "__main__":

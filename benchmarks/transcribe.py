@@ -41,7 +41,7 @@ from rich.table import Table
 from maestro_cli.audio.io import probe_audio
 from maestro_cli.metrics.transcription import evaluate_notes, evaluate_pedal, mean_scores, read_sustain
 from maestro_cli.registry import get_backend, get_registry
-from maestro_cli.symbolic.notes import read_notes
+from maestro_cli.symbolic.midi import read_notes
 
 REPO = Path(__file__).resolve().parents[1]
 FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")

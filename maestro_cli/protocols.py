@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
+#: Classifier-free guidance weight of generation requests (2: the composer audible at twice the compute).
+DEFAULT_GUIDANCE = 2.0
 
 @dataclass
 class Alignment:
@@ -52,7 +54,7 @@ class GenerationRequest:
     seed: int = 0
     primer: Path | None = None
     checkpoint: Path | None = None
-    guidance: float = 1.0  # classifier-free guidance weight (1: plain conditional sampling)
+    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance weight W (1: plain conditional sampling)
 
 
 @dataclass(frozen=True)

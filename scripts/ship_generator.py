@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maestro_cli.models import transformer_train as tt
+from maestro_cli.models import transformer_checkpoint as tc
+from maestro_cli.models import transformer_data as td
+from maestro_cli.models import transformer_nll as tn
 from maestro_cli.tokens import performance as events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,22 +111,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     previous = previous_metrics(REPO / "models" / args.name)
-    model, ckpt = tt.load_model(args.run / "best.pt")
-    history = tt.lineage(ckpt)
-    test = tt.load_split(args.data, "test")
+    model, ckpt = tc.load_model(args.run / "best.pt")
+    history = tc.lineage(ckpt)
+    test = td.load_split(args.data, "test")
     started = time.time()
     true, subset = whole_and_subset_nll(model, test, args.test_pieces)
     if previous and previous.get("test_pieces") == 0 and not args.force \
             and true["nll_per_event"] >= previous["test_nll"]["nll_per_event"]:
         sys.exit(f"not shipped: whole test NLL {true['nll_per_event']:.4f} is not below the shipped "
                  f"{previous['test_nll']['nll_per_event']:.4f} (--force ships anyway)")
-    folder = tt.export_model(args.run / "best.pt", REPO / "models" / args.name)
+    folder = tc.export_model(args.run / "best.pt", REPO / "models" / args.name)
     speed = time_generation(folder)
-    shuffled = tt.split_nll(model, test, shuffle_composer=True)
+    shuffled = tn.split_nll(model, test, shuffle_composer=True)
     print(f"test NLL {true['nll_per_event']:.4f} (shuffled composer {shuffled['nll_per_event']:.4f}), "
           f"{true['pieces']} pieces, {true['events']:,} events; {subset['pieces']}-piece subset "
           f"{subset['nll_per_event']:.4f}; {time.time() - started:.0f} s", file=sys.stderr)
-    train = tt.load_split(args.data, "train")
+    train = td.load_split(args.data, "train")
     counts: dict[int, int] = {}
     for token in train.composers.tolist():
         counts[token] = counts.get(token, 0) + 1
@@ -147,7 +149,7 @@ def main() -> None:
 def whole_and_subset_nll(model, split, subset_pieces: int) -> tuple[dict, dict]:
     """NLL with the true composer on every piece of ``split``, and on the seeded subset of ``subset_pieces`` pieces
     that :func:`transformer_train.split_nll` draws (the figure earlier cards reported), from one pass."""
-    per_piece = [tt.piece_nll(model, split.piece(i), int(split.composers[i]), torch.device("cpu"))
+    per_piece = [tn.piece_nll(model, split.piece(i), int(split.composers[i]), torch.device("cpu"))
                  for i in range(len(split))]
     chosen = np.sort(np.random.default_rng(0).choice(len(split), size=subset_pieces, replace=False))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MAESTRO = Path(sys.executable).parent / "maestro"
+
+
+def benchmark(name: str):
+    """The script ``benchmarks/NAME.py`` as a module, its folder on ``sys.path`` (last) as when it runs, for
+    ``common``."""
+    folder = str(REPO / "benchmarks")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return importlib.import_module(name)
 
 
 @dataclass

@@ -71,6 +71,7 @@ def installed_aligners() -> list[str]:
     return get_registry("aligner").names()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["dtw", "synctoolbox"])
 def test_rendered_tempo_curve_aligned_within_50ms(piece, backend):
     if backend not in installed_aligners():
@@ -83,6 +84,7 @@ def test_rendered_tempo_curve_aligned_within_50ms(piece, backend):
     assert 0.4 < result.info["confidence"] <= 1.0
 
 
+@pytest.mark.slow
 def test_trailing_noise_does_not_drag_the_path(piece, tmp_path):
     import soundfile
 
@@ -125,6 +127,7 @@ def test_midi_performance_with_deleted_and_wrong_notes(piece, tmp_path):
     assert info["inserted_notes"] >= len(wrong) * 0.8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["dtw", "synctoolbox"])
 def test_mismatched_piece_gives_lower_confidence(piece, backend):
     if backend not in installed_aligners():
@@ -240,6 +243,7 @@ def test_asap_annotation_pair(tmp_path):
 # ------------------------------------------------------------------------------------------------ CLI
 
 
+@pytest.mark.slow
 def test_cli_align_midi_from_stdin_and_evaluate(piece, tmp_path):
     result = run_maestro("align", "--score", str(piece["score"]), stdin=f"{piece['perf_midi']}\n", cwd=tmp_path)
     assert result.code == 0, result.stderr
@@ -259,6 +263,7 @@ def test_cli_align_midi_from_stdin_and_evaluate(piece, tmp_path):
     assert again.code == 1 and "exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_cli_formats_and_options(piece, tmp_path):
     out = tmp_path / "x.mid"
     result = run_maestro("align", str(piece["perf_midi"]), "--score", str(piece["score"]), "--format", "midi",
@@ -286,6 +291,7 @@ def test_cli_bad_inputs(piece, tmp_path):
     assert result.code == 1 and "empty" in result.stderr
 
 
+@pytest.mark.slow
 def test_pipe_from_transcribe(piece, tmp_path):
     """``maestro transcribe rec.wav | maestro align --score s.mid``: the transcription is aligned symbolically."""
     import subprocess
@@ -333,6 +339,7 @@ def maps_excerpt(shared_data, tmp_path_factory) -> dict:
             "ref_perf": onsets}
 
 
+@pytest.mark.slow
 def test_refined_route_on_a_real_recording(maps_excerpt, tmp_path):
     """The align command refines the audio map by the transcriber's onsets: a strictly increasing map, close to the
     true note times, and the sidecar tells how many notes pinned it and where it fell back to the features."""
@@ -353,6 +360,7 @@ def test_refined_route_on_a_real_recording(maps_excerpt, tmp_path):
     assert np.mean(errors <= 0.05) >= 0.9, np.mean(errors <= 0.05)
 
 
+@pytest.mark.slow
 def test_refine_false_keeps_the_feature_map(maps_excerpt):
     """``-O refine=false`` gives exactly the map of the features and DTW alone, even with a transcriber given."""
     from maestro_cli.align import dtw

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import run_maestro
 
 from maestro_cli.align.io import read_alignment
@@ -51,6 +52,7 @@ def within_50ms(alignment: Path, reference: tuple[np.ndarray, np.ndarray]) -> fl
     return float(np.mean(alignment_errors(*reference, score_times, performance_times) <= 0.05))
 
 
+@pytest.mark.slow
 def test_one_score_many_performances_jobs_2_is_byte_identical_to_jobs_1_and_to_single_files(tmp_path, shared_data):
     chopin = tmp_path / "chopin"
     reference = excerpts(shared_data / "asap-sample", "Chopin/Etudes_op_10/2", ["Hebert03M", "JiaXin01", "KaiRuiR06"],
@@ -78,6 +80,7 @@ def test_one_score_many_performances_jobs_2_is_byte_identical_to_jobs_1_and_to_s
         assert (tmp_path / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_manifest_of_pairs_a_corrupt_pair_and_skip_existing(tmp_path, shared_data):
     asap = shared_data / "asap-sample"
     liszt = excerpts(asap, "Liszt/Transcendental_Etudes/1", ["LuoJ05M"], tmp_path / "liszt")

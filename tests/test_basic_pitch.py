@@ -13,7 +13,8 @@ from helpers import run_maestro
 
 from maestro_cli.audio.io import load_audio
 from maestro_cli.metrics.transcription import evaluate_notes
-from maestro_cli.symbolic.notes import from_rows, read_notes, to_rows
+from maestro_cli.symbolic.midi import read_notes
+from maestro_cli.symbolic.notes import from_rows, to_rows
 
 pytest.importorskip("maestro_basic_pitch")
 pytest.importorskip("basic_pitch")

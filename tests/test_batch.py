@@ -48,6 +48,7 @@ def records(manifest: Path) -> dict[str, dict]:
     return {Path(line["input"]).name: line for line in map(json.loads, manifest.read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_byte_identical_outputs_to_jobs_1(tmp_path):
     toy_midis(tmp_path / "in")
     one = run_maestro("render", str(tmp_path / "in"), "--out-dir", str(tmp_path / "one"), "--sample-rate", "16000")
@@ -78,6 +79,7 @@ def test_a_corrupt_file_is_reported_and_the_others_finish(tmp_path):
     assert [lines[f"piece{i}.mid"]["status"] for i in range(5)] == ["ok"] * 5
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_batch_redoes_nothing(tmp_path, maestro_root):
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
     out = tmp_path / "out"
@@ -116,6 +118,7 @@ def test_existing_outputs_fail_without_skip_existing_and_flags_exclude_each_othe
     assert both.code == 2 and "either --skip-existing or --overwrite" in both.stderr
 
 
+@pytest.mark.slow
 def test_folder_text_and_jsonl_manifests_and_output_collisions(tmp_path):
     pieces = toy_midis(tmp_path / "in", 3)
     (tmp_path / "list.txt").write_text("# three pieces\nin/piece0.mid\n\nin/piece1.mid\n" + f"{pieces[2]}\n")
@@ -150,6 +153,7 @@ def test_the_local_pool_keeps_a_bounded_number_of_items_in_flight():
     assert sorted(seen) == list(range(40))
 
 
+@pytest.mark.slow
 def test_the_ray_executor_runs_a_small_batch_on_a_local_instance(tmp_path):
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
     toy_midis(tmp_path / "in", 3)
@@ -167,6 +171,7 @@ def test_the_ray_executor_runs_a_small_batch_on_a_local_instance(tmp_path):
     assert [r["status"] for r in records(tmp_path / "m.jsonl").values()] == ["ok"] * 3
 
 
+@pytest.mark.slow
 def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch):
     """Nice 0 (Ray's default of 15 makes actors give way to every other process) and ``num_cpus`` OpenMP threads."""
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
@@ -186,6 +191,7 @@ def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch
     assert [result.value for result in results] == [(0, "1"), (0, "1")], [result.error for result in results]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
     """Exit 130 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")

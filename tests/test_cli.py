@@ -16,8 +16,8 @@ from maestro_cli.outputs import atomic_output, output_path
 def test_help_lists_every_stage():
     result = run_maestro("--help")
     assert result.code == 0
-    for stage in ("fetch", "data", "tokenize", "train", "generate", "render", "transcribe", "align", "evaluate",
-                  "plugins"):
+    for stage in ("fetch", "data", "tokenize", "train", "generate", "render", "transcribe", "align", "report",
+                  "evaluate", "plugins"):
         assert f"  {stage} " in result.stdout
 
 
@@ -44,6 +44,7 @@ def test_backend_options_take_capital_o_and_the_old_form_says_so(tmp_path):
     result = run_maestro("generate", "-o", "max_hold=3", "--seed", "1")
     assert result.code == 2
     assert result.stderr.strip() == "error: -o is the output file; backend options are given with -O (-O max_hold=3)"
+    assert run_maestro("train", "transformer", "--data", ".", "-obatch_size=2").code == 2
     result = run_maestro("render", "x.mid", "-O", "no_such_key=1")
     assert result.code == 2 and "no_such_key" in result.stderr
 

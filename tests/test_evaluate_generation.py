@@ -12,6 +12,7 @@ from helpers import run_maestro, write_midi
 
 from maestro_cli.backends.generation_metrics import reference_records
 from maestro_cli.metrics import generation as gm
+from maestro_cli.symbolic.midi import read_midi
 from maestro_cli.symbolic.notes import from_rows, sort_notes
 
 
@@ -61,17 +62,17 @@ def test_feature_samples_on_hand_made_notes():
     assert poly[round(3.0 / step)] == 0 and poly.max() == 2
 
 
-def test_load_notes_applies_sustain(tmp_path):
+def test_sounding_notes_apply_sustain(tmp_path):
     midi = write_midi(tmp_path / "pedal.mid", [(60, 0.0, 0.5, 80), (64, 2.5, 3.0, 80)], pedal=[(0.2, 127), (2.0, 0)])
-    notes = gm.load_notes(midi)
+    notes = read_midi(midi).sounding()
     assert notes["pitch"].tolist() == [60, 64]
     assert gm.durations(notes) == pytest.approx([2.0, 0.5], abs=2e-3)  # held by the pedal until 2.0 s
 
 
 def test_chopin_against_test_split(maestro_root):
     chopin = [r for r in reference_records(maestro_root, "train", 0) if "Chopin" in r.composer][:2]
-    generated = [gm.load_notes(r.midi_path) for r in chopin]
-    reference = [gm.load_notes(r.midi_path) for r in reference_records(maestro_root, "test", 12)]
+    generated = [read_midi(r.midi_path).sounding() for r in chopin]
+    reference = [read_midi(r.midi_path).sounding() for r in reference_records(maestro_root, "test", 12)]
     report = gm.compare(generated, reference)
     for name, row in report["features"].items():
         assert 0 < row["overlap"] <= 1, name
@@ -96,6 +97,7 @@ def _two_pieces(tmp_path: Path) -> list[str]:
     return [str(a), str(b)]
 
 
+@pytest.mark.slow
 def test_cli_json_and_plot(tmp_path, maestro_root):
     from PIL import Image
 
@@ -171,9 +173,9 @@ class CopyTranscriber:
         self.keep_every = keep_every
 
     def transcribe(self, audio, out_midi, *, notes_csv=None):
-        from maestro_cli.symbolic.midi import midi_notes
+        from maestro_cli.symbolic.midi import read_midi
 
-        notes = midi_notes(audio.read_bytes())[::self.keep_every]
+        notes = read_midi(audio.read_bytes()).sounding()[::self.keep_every]
         write_midi(out_midi, [(int(n["pitch"]), n["start_s"], n["end_s"], int(n["velocity"])) for n in notes])
 
 
@@ -231,6 +233,7 @@ def test_roundtrip_cli_without_a_generator():
     assert result.stderr.strip() == "error: no backend installed for stage 'generator'"
 
 
+@pytest.mark.slow
 def test_roundtrip_cli_with_installed_backends(tmp_path):
     """End to end with whatever is installed: the standard error for a missing stage or model, else F1 in [0, 1]."""
     from maestro_cli.registry import get_registry
@@ -256,6 +259,7 @@ def test_roundtrip_cli_with_installed_backends(tmp_path):
         assert (tmp_path / row["generator"] / row["renderer"] / row["transcriber"] / "piece_00.mid").is_file()
 
 
+@pytest.mark.slow
 def test_roundtrip_real_renderer_and_transcriber(monkeypatch, tmp_path, capsys):
     """The installed default renderer and transcriber on a known melody: a real, imperfect but useful F1."""
     from maestro_cli.cli.evaluate import run_roundtrip
@@ -284,6 +288,7 @@ def tiny_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_checkpoint_nll_on_split(tmp_path):
     """--checkpoint reports NLL per event on the split; an untrained model scores about log(vocabulary size)."""
     import importlib.util
@@ -301,7 +306,7 @@ def test_checkpoint_nll_on_split(tmp_path):
     import torch
 
     from maestro_cli.models.transformer import Transformer, preset_config
-    from maestro_cli.models.transformer_train import tokenizer_info
+    from maestro_cli.models.transformer_checkpoint import tokenizer_info
     from maestro_cli.tokens import performance as events
 
     torch.manual_seed(0)

@@ -288,6 +288,7 @@ def test_concurrent_fetches_download_once(server, release_zip, tmp_path: Path) -
     assert [status for _, _, status in server.log] == [200]
 
 
+@pytest.mark.slow
 def test_cli_data_on_shared_folder(maestro_root: Path) -> None:
     result = run_maestro("data", "--root", str(maestro_root))
     assert result.returncode == 0, result.stderr

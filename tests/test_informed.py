@@ -6,12 +6,11 @@ decoding left out."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from helpers import REPO, run_maestro
+from helpers import benchmark, run_maestro
 
 pytest.importorskip("torch")
 
@@ -23,19 +22,12 @@ OPTIONS = ("-b", "onsets-frames", "-O", "onset_threshold=0.2", "-O", "threads=1"
 FLOOR, FLOOR_GAIN = 0.92, 0.005
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("informed_bench", REPO / "benchmarks" / "informed_transcription.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def excerpt(shared_data, tmp_path_factory):
     """The first SECONDS of the recording, its flattened score, another piece's score and the ground truth."""
     import soundfile
 
-    bench, data = _bench(), shared_data / "maps-disklavier"
+    bench, data = benchmark("informed_transcription"), shared_data / "maps-disklavier"
     folder = tmp_path_factory.mktemp("informed")
     audio, rate = soundfile.read(data / "flac" / f"{PIECE}.flac", frames=int(SECONDS * 16000), dtype="float32")
     soundfile.write(folder / "clip.wav", audio, rate)
@@ -51,12 +43,13 @@ def excerpt(shared_data, tmp_path_factory):
 
 def _f1(excerpt, midi) -> float:
     from maestro_cli.metrics.transcription import evaluate_notes
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
-    est = read_midi_notes(midi)
+    est = read_midi(midi).sounding()
     return evaluate_notes(excerpt["ref"], est[est["start_s"] < SECONDS - 0.1])["note_f1"]
 
 
+@pytest.mark.slow
 def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     out, report = tmp_path / "perf.mid", tmp_path / "dev.json"
     result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["score"]), "-o", str(out),
@@ -74,8 +67,9 @@ def test_flattened_score_beats_blind_transcription(excerpt, tmp_path):
     assert {row["kind"] for row in body["deviations"]} <= {"missed", "extra", "wrong_pitch"}
 
 
+@pytest.mark.slow
 def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
     out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
     result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["other"]), "-o", str(out),
@@ -85,12 +79,13 @@ def test_score_of_another_piece_warns_and_falls_back(excerpt, tmp_path):
     assert "blind transcription" in result.stderr and not report.exists()
     blind = tmp_path / "blind.mid"
     assert run_maestro("transcribe", str(excerpt["wav"]), "-o", str(blind), *OPTIONS).code == 0
-    played, expected = read_midi_notes(out), read_midi_notes(blind)
+    played, expected = read_midi(out).sounding(), read_midi(blind).sounding()
     assert np.array_equal(played["pitch"], expected["pitch"])
     np.testing.assert_allclose(played["start_s"], expected["start_s"], atol=2e-3)
     np.testing.assert_allclose(played["end_s"], expected["end_s"], atol=2e-3)
 
 
+@pytest.mark.slow
 def test_report_lists_a_deleted_note(excerpt, tmp_path):
     from maestro_cli.align.informed import EXTRA_CONFIDENCE
     from maestro_cli.registry import create_backend
@@ -128,15 +123,15 @@ def test_candidates_confirm_left_out_score_notes(excerpt, tmp_path):
     """onsets-frames' candidates hold every note it decided on, and searching them near the score's notes beats the
     blind transcription's notes alone; its default candidate floor (0.005) beats the former 0.05."""
     from maestro_cli.align import informed
-    from maestro_cli.align.notes import read_performance
     from maestro_cli.backends.onsets_frames import CANDIDATE_FLOOR
     from maestro_cli.metrics.transcription import evaluate_notes
     from maestro_cli.registry import create_backend
+    from maestro_cli.symbolic.midi import read_midi
 
     options = ["onset_threshold=0.2", "threads=1"]
     found, confidence = create_backend("transcriber", "onsets-frames", options).transcribe_candidates(
         excerpt["wav"], tmp_path / "blind.mid")
-    blind = read_performance(tmp_path / "blind.mid")
+    blind = read_midi(tmp_path / "blind.mid").piano_notes()
     assert len(found) == len(confidence) > len(blind) and np.all((confidence >= CANDIDATE_FLOOR) & (confidence <= 1))
     assert np.any(confidence < 0.05)
     for note in blind:

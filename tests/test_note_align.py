@@ -144,6 +144,7 @@ def test_mxl_and_content_detection(xml_score, tmp_path):
         assert np.allclose(score.notes["start_s"], reference["start_s"])
 
 
+@pytest.mark.slow
 def test_bad_scores_get_one_line_errors(xml_score, tmp_path):
     truncated = tmp_path / "broken.musicxml"
     truncated.write_text(xml_score.read_text()[:700])
@@ -172,6 +173,7 @@ def vienna(shared_data) -> dict:
             "match": root / "match" / "Schubert_D783_no15_p02.match"}
 
 
+@pytest.mark.slow
 def test_notes_csv_has_every_score_note_once_and_scores_against_the_match_file(vienna, tmp_path):
     out = tmp_path / "p02.notes.csv"
     result = run_maestro("align", str(vienna["perf"]), "--score", str(vienna["score"]), "--format", "notes",
@@ -196,6 +198,7 @@ def test_notes_csv_has_every_score_note_once_and_scores_against_the_match_file(v
     assert json.loads(evaluated.stdout)["match_f"] == pytest.approx(scored["match_f"])
 
 
+@pytest.mark.slow
 def test_match_format_round_trip_and_metric_agrees_with_parangonar(vienna, tmp_path):
     import parangonar
     import partitura
@@ -257,6 +260,7 @@ def test_reference_csv_errors(tmp_path):
         read_reference(bad)
 
 
+@pytest.mark.slow
 def test_parangonar_backend(vienna, tmp_path):
     assert "parangonar" in get_registry("aligner").names()
     out = tmp_path / "p.notes.csv"
@@ -409,6 +413,7 @@ def _stretched_end(source: Path, target: Path, factor: float, share: float):
     return warp
 
 
+@pytest.mark.slow
 def test_repeated_figures_hold_under_a_final_ritardando(shared_data, tmp_path):
     """Every Vienna 4x22 performance with its last quarter played 2.5x slower (Chopin Op. 38 ends on five
     alternations of the same two chords and five repeated A's) keeps match F >= 0.99 against its match file."""

@@ -121,13 +121,13 @@ def test_chunk_borders_neither_split_nor_duplicate_notes():
 def clip(maestro_root):
     """Ten seconds of a MAESTRO performance rendered with the default soundfont, and its notes."""
     from maestro_cli.audio.synth import render_midi_to_array
-    from maestro_cli.models.onsets_frames_data import _midi_bytes, excerpt
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.models.onsets_frames_data import excerpt
+    from maestro_cli.symbolic.midi import midi_bytes, read_midi
 
     midi = sorted((maestro_root / "2004").glob("*.midi"))[0]
-    notes = excerpt(read_midi_notes(midi), 30.0, 10.0)
+    notes = excerpt(read_midi(midi).sounding(), 30.0, 10.0)
     notes = notes[notes["start_s"] >= 0]
-    audio = render_midi_to_array(_midi_bytes(notes, 0, 0.0), None, of.SAMPLE_RATE, tail=0.0)[:160000]
+    audio = render_midi_to_array(midi_bytes(notes), None, of.SAMPLE_RATE, tail=0.0)[:160000]
     return np.pad(audio, (0, 160000 - len(audio))), notes
 
 
@@ -160,6 +160,7 @@ def overfit(clip):
     return model.eval(), f1
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_rendered_clip(overfit):
     assert overfit[1] >= 0.9
 
@@ -180,8 +181,7 @@ def test_checkpoint_round_trip_and_backend(overfit, clip, tmp_path):
 
     from maestro_cli.backends.onsets_frames import OnsetsFramesOptions, OnsetsFramesTranscriber
     from maestro_cli.metrics.transcription import evaluate_notes
-    from maestro_cli.symbolic.midi import read_midi_notes
-    from maestro_cli.symbolic.notes import read_notes
+    from maestro_cli.symbolic.midi import read_midi, read_notes
 
     model, (audio, notes) = overfit[0], clip
     oft.save_atomic(of.checkpoint_dict(model, step=7), tmp_path / "model.pt")
@@ -192,9 +192,9 @@ def test_checkpoint_round_trip_and_backend(overfit, clip, tmp_path):
     soundfile.write(tmp_path / "clip.wav", audio, of.SAMPLE_RATE)
     backend = OnsetsFramesTranscriber(OnsetsFramesOptions(checkpoint=str(tmp_path), chunk_seconds=5, threads=1))
     backend.transcribe(tmp_path / "clip.wav", tmp_path / "clip.mid", notes_csv=tmp_path / "clip.csv")
-    assert evaluate_notes(notes, read_midi_notes(tmp_path / "clip.mid", sustain=False))["note_f1"] >= 0.9
+    assert evaluate_notes(notes, read_midi(tmp_path / "clip.mid").notes)["note_f1"] >= 0.9
     assert np.allclose(to_rows(read_notes(tmp_path / "clip.csv"))[:, [0, 2, 3]],
-                       to_rows(read_midi_notes(tmp_path / "clip.mid", sustain=False))[:, [0, 2, 3]], atol=2e-3)
+                       to_rows(read_midi(tmp_path / "clip.mid").notes)[:, [0, 2, 3]], atol=2e-3)
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):
@@ -256,6 +256,7 @@ def test_random_batch_targets_follow_the_crop(clip):
     assert labels["onset"].sum() > 0 and bool((labels["frame"] >= labels["onset"]).all())
 
 
+@pytest.mark.slow
 def test_cli_trains_on_synthesized_midi_and_resumes_with_the_runs_options(maestro_root, tmp_path):
     from tests.helpers import run_maestro
 

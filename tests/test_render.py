@@ -95,6 +95,7 @@ def spectral_flux_onsets(audio: np.ndarray, hop: int = 128, n_fft: int = 1024) -
     return np.sort(np.array(onsets) + 1) * hop / SR  # flux[i] compares frames i and i + 1
 
 
+@pytest.mark.slow
 def test_single_a4_peaks_at_440_hz(rendered):
     freqs, magnitude = spectrum(rendered["a4"][:SR])
     assert abs(freqs[np.argmax(magnitude)] - 440.0) <= 4.4

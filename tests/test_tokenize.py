@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from maestro_cli.data.composers import COMPOSERS, composer_class
 from maestro_cli.errors import MaestroError, UsageError
-from maestro_cli.symbolic.midi import midi_notes, read_midi
+from maestro_cli.symbolic.midi import read_midi
 from maestro_cli.symbolic.notes import make_notes
 from maestro_cli.symbolic.pedal import apply_sustain
 from maestro_cli.tokens import files as tokenize_io
@@ -202,20 +202,20 @@ def twenty(maestro_root):
 
 def test_real_files_round_trip(twenty):
     for path in twenty:
-        notes = midi_notes(path)
-        raw, _ = read_midi(path)
+        notes = read_midi(path).sounding()
+        raw = read_midi(path).notes
         assert len(notes) > 100 and len(notes) <= len(raw)
         ids = E.encode_midi(path, "Frédéric Chopin")
         assert ids[0] == E.START and ids[1] == 391 and ids[-1] == E.END and ids.dtype == np.uint16
         assert_close_to(E.events_to_notes(ids), notes)
         # through a MIDI file and back, the notes are exactly the quantized ones
-        again = midi_notes(E.decode_to_midi(ids))
+        again = read_midi(E.decode_to_midi(ids)).sounding()
         assert_close_to(again, notes)
         assert np.array_equal(E.notes_to_events(again), ids[2:-1])
 
 
 def test_pedal_lengthens_real_notes(twenty):
-    raw, pedal = read_midi(twenty[0])
+    raw, pedal = read_midi(twenty[0]).notes, read_midi(twenty[0]).pedal()
     sustained = apply_sustain(raw, pedal)
     assert len(pedal[0]) > 0
     assert len(sustained) <= len(raw)
@@ -232,7 +232,7 @@ def test_any_sequence_decodes(ids):
     assert np.all((notes["velocity"] >= 1) & (notes["velocity"] <= 127))
     data = E.decode_to_midi(ids)
     assert data[:4] == b"MThd"
-    assert len(midi_notes(data)) == len(notes)
+    assert len(read_midi(data).sounding()) == len(notes)
 
 
 def test_decoder_rules():
@@ -310,7 +310,7 @@ def test_token_file_and_cli_round_trip(tmp_path, twenty):
     assert result.code == 0, result.stderr
     decoded = Path(result.stdout.strip())
     assert decoded.name == midi.stem + ".mid"
-    assert_close_to(midi_notes(decoded), midi_notes(midi))
+    assert_close_to(read_midi(decoded).sounding(), read_midi(midi).sounding())
     again = run_maestro("tokenize", "--decode", str(token_file), "--out-dir", str(tmp_path / "mid"))
     assert again.code == 1 and "output exists" in again.stderr
 
@@ -338,7 +338,7 @@ def test_decode_refuses_other_vocabulary(tmp_path):
     with pytest.raises(MaestroError, match="tokenizer 'performance' version 1, not that of 'performance'"):
         tokenize_io.decode_file(tokenizer, tmp_path / "b.tokens.npz", tmp_path)
     out = tokenize_io.decode_file(tokenizer, token_file, tmp_path / "out")
-    assert out.name == "a.mid" and len(midi_notes(out)) == 1
+    assert out.name == "a.mid" and len(read_midi(out).sounding()) == 1
 
 
 # ---------------------------------------------------------------- the training cache
@@ -452,8 +452,8 @@ def test_miditok_backend(tmp_path, scheme):
     ids = tokenizer.encode(midi, "chopin")
     vocab = tokenizer.vocab
     assert ids[0] == vocab["BOS_None"] and ids[1] == vocab["Composer_0"] and ids[-1] == vocab["EOS_None"]
-    decoded = midi_notes(tokenizer.decode(ids))
-    expected = midi_notes(midi)  # the pedal holds the first note to 0.5 s
+    decoded = read_midi(tokenizer.decode(ids)).sounding()
+    expected = read_midi(midi).sounding()  # the pedal holds the first note to 0.5 s
     assert sorted(decoded["pitch"]) == sorted(expected["pitch"])
     assert np.allclose(np.sort(decoded["start_s"]), np.sort(expected["start_s"]), atol=0.07)
     assert tokenizer.decode([9999, -1, 3])[:4] == b"MThd"

@@ -18,8 +18,9 @@ from maestro_cli.metrics.transcription import (
     pedal_intervals,
     read_sustain,
 )
+from maestro_cli.symbolic.midi import read_notes
 from maestro_cli.symbolic.midi import write_midi as write_note_midi
-from maestro_cli.symbolic.notes import NOTE_DTYPE, from_rows, read_notes, to_rows, write_notes_csv
+from maestro_cli.symbolic.notes import NOTE_DTYPE, from_rows, to_rows, write_notes_csv
 
 # onset, offset, pitch, velocity: four 1 s notes, 0.5 s apart, on different pitches
 REF = from_rows([[0.0, 1.0, 60, 20], [0.5, 1.5, 64, 40], [1.0, 2.0, 67, 60], [1.5, 2.5, 72, 80]])
@@ -186,6 +187,7 @@ def test_written_midi_keeps_control_changes(tmp_path):
     assert np.allclose(to_rows(read_notes(tmp_path / "est.mid", sustain=False)), to_rows(REF), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_cli_single_pair_json_and_plot(tmp_path):
     ref = tmp_path / "piece.csv"
     write_notes_csv(REF, ref)
@@ -202,6 +204,7 @@ def test_cli_single_pair_json_and_plot(tmp_path):
     assert again.code == 1 and "roll.png: output exists; use --overwrite" in again.stderr and not again.stdout
 
 
+@pytest.mark.slow
 def test_cli_batch_matches_stems_and_prints_mean(tmp_path):
     refs, ests = tmp_path / "ref", tmp_path / "est"
     refs.mkdir()

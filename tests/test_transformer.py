@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from maestro_cli.models import transformer_checkpoint as tc
+from maestro_cli.models import transformer_data as td
+from maestro_cli.models import transformer_nll as tn
 from maestro_cli.models import transformer_train as tt
 from maestro_cli.models.transformer import KVCache, Transformer, deepen, preset_config
-from maestro_cli.symbolic.midi import midi_notes
+from maestro_cli.symbolic.midi import read_midi
 from maestro_cli.symbolic.notes import make_notes
 from maestro_cli.tokens import performance as events
 from tests.helpers import run_maestro
@@ -30,17 +33,17 @@ def scale_piece(base: int, n: int = 12) -> np.ndarray:
     return np.concatenate([[events.START], events.notes_to_events(notes), [events.END]]).astype(np.uint16)
 
 
-def make_split(pieces: list[np.ndarray], composers: list[str]) -> tt.TokenSplit:
+def make_split(pieces: list[np.ndarray], composers: list[str]) -> td.TokenSplit:
     offsets = np.cumsum([0] + [len(p) for p in pieces[:-1]])
     index = [{"offset": int(o), "length": len(p), "composer_class": c} for o, p, c in zip(offsets, pieces, composers)]
-    return tt.TokenSplit.from_index(np.concatenate(pieces), index)
+    return td.TokenSplit.from_index(np.concatenate(pieces), index)
 
 
 TWO = make_split([scale_piece(60), scale_piece(40)], ["Frédéric Chopin", "Johann Sebastian Bach"])
 TINY = dict(preset="tiny", seq_len=64, batch_size=4, warmup=5, eval_windows=4, log_every=5, threads=1)
 
 
-def write_cache(folder: Path, split: tt.TokenSplit) -> Path:
+def write_cache(folder: Path, split: td.TokenSplit) -> Path:
     """A token cache folder (as `maestro tokenize --dataset` writes) holding ``split`` as train and validation."""
     from maestro_cli.tokens.files import VOCAB_FILE, vocab_record
     from maestro_cli.tokens.performance import PerformanceTokenizer
@@ -66,9 +69,9 @@ def overfit_run(tmp_path_factory) -> Path:
 
 
 def test_tiny_preset_overfits_two_pieces(overfit_run):
-    model, _ = tt.load_model(overfit_run)
-    windows = [tt.window(TWO, i, 0, 64, None) for i in range(2)]
-    assert tt.mean_nll(model, windows, torch.device("cpu")) < 0.3
+    model, _ = tc.load_model(overfit_run)
+    windows = [td.window(TWO, i, 0, 64, None) for i in range(2)]
+    assert tn.mean_nll(model, windows, torch.device("cpu")) < 0.3
     log = [json.loads(line) for line in (overfit_run / "metrics.jsonl").read_text().splitlines()]
     assert log[0]["kind"] == "train" and log[0]["train_loss"] > 3.0
     assert log[-1]["kind"] == "val" and log[-1]["val_nll"] < 0.3
@@ -76,7 +79,7 @@ def test_tiny_preset_overfits_two_pieces(overfit_run):
 
 def test_composer_token_changes_the_distribution(overfit_run):
     """Both pieces open with START and the same velocity: only the composer token tells which note follows."""
-    model, _ = tt.load_model(overfit_run)
+    model, _ = tc.load_model(overfit_run)
     assert (TWO.piece(0)[:2] == TWO.piece(1)[:2]).all() and TWO.piece(0)[2] != TWO.piece(1)[2]
     for i, j in ((0, 1), (1, 0)):
         x = torch.tensor([[int(TWO.composers[i]), *TWO.piece(i)[:2]]])
@@ -85,14 +88,14 @@ def test_composer_token_changes_the_distribution(overfit_run):
 
 
 def test_save_load_and_export_give_identical_logits(overfit_run, tmp_path):
-    model, ckpt = tt.load_model(overfit_run / "last.pt")
+    model, ckpt = tc.load_model(overfit_run / "last.pt")
     fresh = Transformer(model.config)
     fresh.load_state_dict(ckpt["model"])
-    folder = tt.export_model(overfit_run / "best.pt", tmp_path / "shipped")
-    shipped, meta = tt.load_model(folder)
+    folder = tc.export_model(overfit_run / "best.pt", tmp_path / "shipped")
+    shipped, meta = tc.load_model(folder)
     assert "optimizer" not in meta and (folder / "config.json").is_file() and (folder / "vocab.json").is_file()
-    x = torch.from_numpy(tt.window(TWO, 0, 0, 64, None)[None, :-1])
-    best, _ = tt.load_model(overfit_run / "best.pt")
+    x = torch.from_numpy(td.window(TWO, 0, 0, 64, None)[None, :-1])
+    best, _ = tc.load_model(overfit_run / "best.pt")
     assert torch.equal(model(x), fresh.eval()(x))
     assert torch.equal(best(x), shipped(x))
 
@@ -147,7 +150,7 @@ def test_same_seed_gives_byte_identical_midi(tiny_checkpoint):
     assert first != generate(tiny_checkpoint, composer="Chopin", seed=8)
     assert first[0] != first[1]  # the batch rows are different samples
     for midi in first:
-        notes = midi_notes(midi)
+        notes = read_midi(midi).sounding()
         assert len(notes) > 0 and notes["end_s"].max() <= 2.0 + 1.0
 
 
@@ -155,7 +158,7 @@ def test_primer_is_continued(tiny_checkpoint, tmp_path):
     primer = tmp_path / "primer.mid"
     primer.write_bytes(events.decode_to_midi(scale_piece(60)))
     out = generate(tiny_checkpoint, composer="Bach", primer=primer, n=1, seconds=1.0)
-    notes = midi_notes(out[0])
+    notes = read_midi(out[0]).sounding()
     assert list(notes["pitch"][:12]) == list(range(60, 72))
 
 
@@ -165,7 +168,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "maestro_cli", "train", "transformer",
            "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu",
-           *[f"-o{k}={v}" for k, v in {**TINY, "eval_every": 3}.items()]]
+           *[f"-O{k}={v}" for k, v in {**TINY, "eval_every": 3}.items()]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -175,6 +178,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert proc.stdout.strip().endswith("best.pt")
 
 
+@pytest.mark.slow
 def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
     result = run_maestro("generate", "--composer", "Zappa", "--checkpoint", str(tiny_checkpoint),
                          "--out-dir", str(tmp_path))
@@ -200,21 +204,21 @@ def test_cli_generate_writes_midi_paths(tiny_checkpoint, tmp_path):
     assert result.code == 0, result.stderr
     paths = [Path(line) for line in result.stdout.splitlines()]
     assert [p.name for p in paths] == ["chopin_seed3_00.mid", "chopin_seed3_01.mid"]
-    assert all(len(midi_notes(p.read_bytes())) > 0 for p in paths)
+    assert all(len(read_midi(p.read_bytes()).sounding()) > 0 for p in paths)
 
 
 def test_nll_of_a_piece_scores_every_event_once():
     torch.manual_seed(0)
     model = Transformer(preset_config("tiny", events.VOCAB_SIZE, max_seq_len=16)).eval()
     piece = np.concatenate([scale_piece(50, 20)]).astype(np.int64)
-    total, count = tt.piece_nll(model, piece, events.composer_token("Chopin"), torch.device("cpu"))
+    total, count = tn.piece_nll(model, piece, events.composer_token("Chopin"), torch.device("cpu"))
     assert count == len(piece) - 1  # every token after START, END included
     # the first window's share equals a direct computation
     x = torch.tensor([[events.composer_token("Chopin"), *piece[:15]]])
     direct = torch.nn.functional.cross_entropy(model(x)[0, 1:], torch.tensor(piece[1:16]), reduction="sum")
-    short_total, short_count = tt.piece_nll(model, piece[:16], events.composer_token("Chopin"), torch.device("cpu"))
+    short_total, short_count = tn.piece_nll(model, piece[:16], events.composer_token("Chopin"), torch.device("cpu"))
     assert short_count == 15 and abs(short_total - direct.item()) < 1e-3
-    shuffled = tt.split_nll(model, TWO, shuffle_composer=True)
+    shuffled = tn.split_nll(model, TWO, shuffle_composer=True)
     assert shuffled["events"] == int(TWO.lengths.sum()) - 2 and shuffled["perplexity"] > 1
 
 
@@ -222,16 +226,16 @@ def test_a_run_from_init_weights_counts_on_their_history(tmp_path):
     """`-o init` starts a new run (own counters from 0) that keeps the init weights' history in the lineage."""
     tt.train(TWO, TWO, tmp_path / "a", tt.TrainConfig(**TINY, steps=4, eval_every=2), device="cpu")
     first, second = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
-    shipped = tt.export_model(first, tmp_path / "model")
+    shipped = tc.export_model(first, tmp_path / "model")
     tt.train(TWO, TWO, tmp_path / "b", tt.TrainConfig(**TINY, steps=3, eval_every=3, init=str(shipped)), device="cpu")
     a = torch.load(first, weights_only=True)
     b = torch.load(second, weights_only=True)
     assert b["step"] == 3 and b["tokens_seen"] < a["tokens_seen"]  # this run's own counters
-    history = tt.lineage(torch.load(tt.export_model(second, tmp_path / "model2") / "model.pt", weights_only=True))
+    history = tc.lineage(torch.load(tc.export_model(second, tmp_path / "model2") / "model.pt", weights_only=True))
     assert history["step"] == 7 and history["tokens_seen"] == a["tokens_seen"] + b["tokens_seen"]
     assert [e["step"] for e in history["log"] if e["kind"] == "val"] == [2, 4, 7]
     assert history["wall_s"] == pytest.approx(a["wall_s"] + b["wall_s"])
-    assert tt.lineage(a)["log"] == a["log"]  # a run without init is its own history
+    assert tc.lineage(a)["log"] == a["log"]  # a run without init is its own history
 
 
 def test_deepened_model_computes_the_same_function_and_then_learns(tmp_path):
@@ -249,11 +253,11 @@ def test_deepened_model_computes_the_same_function_and_then_learns(tmp_path):
         deepen(small, 1)
 
     tt.train(TWO, TWO, tmp_path / "a", tt.TrainConfig(**TINY, steps=4, eval_every=4), device="cpu")
-    shipped = tt.export_model(tmp_path / "a" / "last.pt", tmp_path / "model")
+    shipped = tc.export_model(tmp_path / "a" / "last.pt", tmp_path / "model")
     tt.train(TWO, TWO, tmp_path / "b", tt.TrainConfig(**TINY, steps=2, eval_every=2, n_layer=4, init=str(shipped)),
              device="cpu")
     a, b = (torch.load(tmp_path / r / "last.pt", weights_only=True) for r in ("a", "b"))
-    assert b["config"]["n_layer"] == 4 and tt.lineage(b)["step"] == 6
+    assert b["config"]["n_layer"] == 4 and tc.lineage(b)["step"] == 6
     assert b["model"]["blocks.1.mlp.2.weight"].abs().sum() > 0  # a new block's zeroed output has learned
     with pytest.raises(ValueError, match=r"do not fit this run \(d_model 64 vs 32\); only n_layer may grow"):
         tt.train(TWO, TWO, tmp_path / "c", tt.TrainConfig(**TINY, steps=2, d_model=32, init=str(shipped)),
@@ -288,7 +292,7 @@ def test_warmup_stable_decay_holds_the_peak_until_the_last_steps():
 
 def test_cli_train_and_resume_keep_the_run_options(tmp_path):
     cache = write_cache(tmp_path / "cache", TWO)
-    options = [f"-o{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]
+    options = [f"-O{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]
     first = run_maestro("train", "transformer", "--data", str(cache), "--out", str(tmp_path / "run"), "--steps", "2",
                         "--device", "cpu", *options)
     assert first.code == 0, first.stderr

@@ -14,8 +14,7 @@ from helpers import run_maestro
 
 from maestro_cli.audio.io import load_audio
 from maestro_cli.metrics.transcription import evaluate_notes, read_sustain
-from maestro_cli.symbolic.midi import write_midi
-from maestro_cli.symbolic.notes import read_notes
+from maestro_cli.symbolic.midi import read_notes, write_midi
 
 pytest.importorskip("maestro_transkun")
 pytest.importorskip("transkun")
@@ -62,6 +61,7 @@ def transcribed(excerpt):
     return out
 
 
+@pytest.mark.slow
 def test_notes_match_ground_truth(transcribed, excerpt):
     scores = evaluate_notes(excerpt[1], read_notes(transcribed))
     assert scores["note_f1"] >= 0.9, scores  # measured 0.948 (CPU, 2 threads)
@@ -150,6 +150,7 @@ def test_options_are_validated(excerpt):
         create_backend("transcriber", "transkun", ["candidate_floor=0"])
 
 
+@pytest.mark.slow
 def test_candidates_hold_the_transcription_and_more(transcribed, excerpt, tmp_path):
     """The semi-CRF's candidates (for transcribe --score): the decided notes, confident, and notes it left out."""
     from maestro_cli.registry import create_backend

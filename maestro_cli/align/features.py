@@ -204,22 +204,6 @@ def render_score(score, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         return render_midi_to_array(midi, sample_rate=sample_rate)
 
 
-def read_notes(path: Path | str) -> np.ndarray:
-    """Notes of a MIDI file (sustain pedal applied) sorted by onset then pitch; a clear error when there are none."""
-    from maestro_cli.symbolic.midi import read_midi_notes
-
-    path = Path(path)
-    if not path.is_file():
-        raise MaestroError("no such file", path)
-    if path.stat().st_size == 0:
-        raise MaestroError("empty file (0 bytes)", path)
-    notes = read_midi_notes(path)
-    notes = notes[(notes["pitch"] >= MIDI_MIN) & (notes["pitch"] <= MIDI_MAX)]
-    if len(notes) == 0:
-        raise MaestroError("MIDI file holds no notes: nothing to align", path)
-    return notes
-
-
 def note_features(notes: np.ndarray, harmonics: bool = True, decay_s: float = 0.8) -> Features:
     """Chroma + DLNCO features computed directly from notes, starting at the first onset.
 

@@ -81,17 +81,6 @@ def match_performance(score, played: np.ndarray, map_score: np.ndarray, map_perf
     return map_score, map_performance, NoteAlignment(score, played, matching.score_index, matching.performance_index)
 
 
-def read_performance(path: Path | str) -> np.ndarray:
-    """Notes of a performance MIDI file as played (key releases, no pedal), sorted by onset then pitch."""
-    from maestro_cli.symbolic.midi import read_midi_notes
-
-    notes = read_midi_notes(path, sustain=False)
-    notes = notes[(notes["pitch"] >= 21) & (notes["pitch"] <= 108)]
-    if len(notes) == 0:
-        raise MaestroError("MIDI file holds no notes: nothing to align", path)
-    return notes
-
-
 def from_time_map(score, performance: np.ndarray, map_score: np.ndarray, map_performance: np.ndarray,
                   window: float) -> NoteAlignment:
     """Pair each score note with the closest same-pitch performance note within ``window`` s of its mapped time."""

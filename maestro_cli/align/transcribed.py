@@ -47,15 +47,15 @@ class ScoreInformed:
 def transcribe(transcriber, audio: Path, midi: Path, with_candidates: bool = True) -> Transcription:
     """Run ``transcriber`` on ``audio`` into ``midi`` (a scratch file the caller owns) and read the notes back;
     ``with_candidates`` also keeps the notes a :class:`~maestro_cli.protocols.CandidateTranscriber` weighed."""
-    from maestro_cli.align.notes import read_performance
-    from maestro_cli.symbolic.midi import read_controls
+    from maestro_cli.symbolic.midi import read_midi
 
     if with_candidates and hasattr(transcriber, "transcribe_candidates"):
         candidates = transcriber.transcribe_candidates(audio, midi)
     else:
         candidates = None
         transcriber.transcribe(audio, midi)
-    return Transcription(read_performance(midi), read_controls(midi), midi.read_bytes(), candidates)
+    played = read_midi(midi)
+    return Transcription(played.piano_notes(), played.controls, midi.read_bytes(), candidates)
 
 
 def score_informed(audio: Path, score: Path, transcriber, aligner) -> ScoreInformed:

@@ -79,21 +79,6 @@ def load_soundfont(path: Path | str):
     return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-def read_score(midi: Path | str | bytes):
-    """Parse a MIDI file (path or bytes) with symusic, times in seconds; one-line errors."""
-    import symusic
-
-    name = None if isinstance(midi, bytes) else midi
-    try:
-        if isinstance(midi, bytes):
-            return symusic.Score.from_midi(midi, ttype="second")
-        return symusic.Score(str(midi), ttype="second")
-    except FileNotFoundError:
-        raise MaestroError("no such file", name) from None
-    except Exception as exc:  # noqa: BLE001 - symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", name) from None
-
-
 def _pedal(controls: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     is_pedal = controls["number"] == 64
     return controls["time"][is_pedal].astype(np.float64), controls["value"][is_pedal]
@@ -235,6 +220,8 @@ def render_midi_to_array(midi: Path | str | bytes, soundfont: Path | str | None 
     recent), so rendering thousands of clips with a few soundfonts loads each once. Bad input raises
     :class:`maestro_cli.errors.MaestroError` (unreadable MIDI, no notes, missing or unreadable soundfont).
     """
+    from maestro_cli.symbolic.midi import parse_midi
+
     name = None if isinstance(midi, bytes) else str(midi)
-    return render_score(read_score(midi), soundfont or default_soundfont(), sample_rate, tail=tail,
+    return render_score(parse_midi(midi, ttype="second"), soundfont or default_soundfont(), sample_rate, tail=tail,
                         channels=1, peak_db=peak_db, name=name)

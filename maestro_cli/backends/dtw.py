@@ -70,10 +70,10 @@ class DTWAligner:
             with tempfile.TemporaryDirectory() as folder:
                 played = transcribe(self.transcriber, performance, Path(folder) / "transcription.mid", False).notes
             return features, played
-        from maestro_cli.align.notes import read_performance
+        from maestro_cli.symbolic.midi import read_midi
 
-        features = sync_features.note_features(sync_features.read_notes(performance))
-        return features, read_performance(performance)
+        midi = read_midi(performance)
+        return sync_features.note_features(midi.piano_notes(sustain=True)), midi.piano_notes()
 
     def _align(self, performance_side, score, kind: str):
         from maestro_cli.align import features as sync_features

@@ -37,16 +37,17 @@ class GenerationMetrics:
         """Feature comparison of the MIDI files at ``paths`` with a sample of the split (``unreadable``: skipped)."""
         from maestro_cli.errors import MaestroError
         from maestro_cli.metrics import generation as gm
+        from maestro_cli.symbolic.midi import read_midi
 
         for path in paths:
             if not path.is_file():
                 raise MaestroError("no such file", path)
-        generated = [gm.load_notes(path) for path in paths]
+        generated = [read_midi(path).sounding() for path in paths]
         records = reference_records(root, split, reference_pieces)
         reference, unreadable = [], []
         for record in records:
             try:
-                reference.append(gm.load_notes(record.midi_path))
+                reference.append(read_midi(record.midi_path).sounding())
             except MaestroError as exc:
                 unreadable.append({"path": str(record.midi_path), "error": exc.message})
         if not reference:
@@ -80,7 +81,7 @@ def _nll(checkpoint: Path, root: Path, split: str) -> dict[str, Any]:
     from maestro_cli.errors import MaestroError
 
     try:
-        from maestro_cli.models.transformer_train import nll_on_split
+        from maestro_cli.models.transformer_nll import nll_on_split
     except ImportError as exc:
         raise MaestroError(f"--checkpoint needs the transformer generator backend, which is not installed ({exc})",
                            checkpoint) from None

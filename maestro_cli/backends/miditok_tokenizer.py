@@ -72,14 +72,14 @@ class MidiTokTokenizer:
         import numpy as np
 
         from maestro_cli.errors import MaestroError
-        from maestro_cli.symbolic.midi import midi_notes, notes_to_score
+        from maestro_cli.symbolic.midi import midi_score, read_midi
         from maestro_cli.tokens.performance import COMPOSER, composer_token
 
-        notes = midi_notes(midi)
+        notes = read_midi(midi).sounding()
         if len(notes) == 0:
             raise MaestroError("MIDI file has no notes", midi)
         vocab = self.tokenizer.vocab
-        sequences = self.tokenizer.encode(notes_to_score(notes))
+        sequences = self.tokenizer.encode(midi_score(notes))
         body = (sequences[0] if isinstance(sequences, list) else sequences).ids
         head = [vocab["BOS_None"]]
         if composer is not None:

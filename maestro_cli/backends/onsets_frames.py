@@ -122,16 +122,14 @@ class OnsetsFramesTranscriber:
         """``maestro train onsets-frames``: options validated against ``TrainConfig``."""
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import onsets_frames_train as oft
+        from maestro_cli.models.loop import resumed_config
         from maestro_cli.models.onsets_frames_data import DataConfig, build
         from maestro_cli.registry import parse_dataclass
         from maestro_cli.reporting import progress
 
-        options: list[str] | dict = request.options
+        cfg = parse_dataclass(oft.TrainConfig, request.options, "onsets-frames")
         if request.resume and (Path(request.out) / "last.pt").is_file():  # the run's options, then the given ones
-            options = {**oft.stored_train_config(Path(request.out) / "last.pt"),
-                       **{key.strip().replace("-", "_"): value.strip() for key, value in
-                          (item.split("=", 1) for item in request.options if "=" in item)}}
-        cfg = parse_dataclass(oft.TrainConfig, options, "onsets-frames")
+            cfg = resumed_config(cfg, request.options, Path(request.out) / "last.pt")
         if request.steps is not None:
             cfg.steps = request.steps
         if not Path(request.data).is_dir():

@@ -27,12 +27,13 @@ class SoundfontRenderer:
     def render(self, midi: Path, out: Path, *, sample_rate: int, audio_format: str, soundfont: Path | None) -> None:
         import soundfile
 
-        from maestro_cli.audio.synth import default_soundfont, read_score, render_score
+        from maestro_cli.audio.synth import default_soundfont, render_score
+        from maestro_cli.symbolic.midi import parse_midi
 
         options = self.options
-        audio = render_score(read_score(midi), soundfont or default_soundfont(), sample_rate, tail=options.tail,
-                             channels=options.channels, peak_db=options.peak_db, max_voices=options.max_voices,
-                             name=str(midi))
+        audio = render_score(parse_midi(midi, ttype="second"), soundfont or default_soundfont(), sample_rate,
+                             tail=options.tail, channels=options.channels, peak_db=options.peak_db,
+                             max_voices=options.max_voices, name=str(midi))
         soundfile.write(str(out), audio, sample_rate, format=audio_format.upper(), subtype="PCM_16")
 
 

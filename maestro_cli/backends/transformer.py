@@ -56,7 +56,7 @@ class TransformerGenerator:
         from maestro_cli.errors import MaestroError
         from maestro_cli.models.runtime import pick_device
         from maestro_cli.models.sampling import NoteHold
-        from maestro_cli.models.transformer_train import load_model
+        from maestro_cli.models.transformer_checkpoint import load_model
         from maestro_cli.tokens import performance as events
 
         composer = resolve_composer(request.composer) if request.composer else events.UNKNOWN
@@ -117,21 +117,21 @@ class TransformerGenerator:
         """
         from maestro_cli.errors import MaestroError
         from maestro_cli.models import transformer_train as tt
+        from maestro_cli.models.loop import resumed_config
+        from maestro_cli.models.transformer_data import load_split
         from maestro_cli.registry import parse_dataclass
 
         cfg = parse_dataclass(tt.TrainConfig, request.options, "transformer")
         if not Path(request.data).is_dir():
             raise MaestroError("dataset folder not found", request.data)
-        if request.resume:
-            given = {item.split("=", 1)[0].strip().replace("-", "_") for item in request.options}
-            cfg = tt.TrainConfig(**{**tt.resume_config(Path(request.out)),
-                                    **{key: getattr(cfg, key) for key in given}})
+        if request.resume and (Path(request.out) / "last.pt").is_file():  # the run's options, then the given ones
+            cfg = resumed_config(cfg, request.options, Path(request.out) / "last.pt")
         if request.steps is not None:
             cfg.steps = request.steps
         if cfg.init:
             cfg.init = str(default_checkpoint() if cfg.init == "default" else Path(cfg.init))
-        train_split = tt.load_split(Path(request.data), "train")
-        val_split = tt.load_split(Path(request.data), "validation")
+        train_split = load_split(Path(request.data), "train")
+        val_split = load_split(Path(request.data), "validation")
         return tt.train(train_split, val_split, Path(request.out), cfg, resume=request.resume,
                         device=request.device, report=request.report)
 

@@ -9,7 +9,20 @@ from typing import Optional
 import typer
 
 from maestro_cli import __version__
-from maestro_cli.cli import align, data, evaluate, fetch, generate, plugins, render, tokenize, train, transcribe, view
+from maestro_cli.cli import (
+    align,
+    data,
+    evaluate,
+    fetch,
+    generate,
+    plugins,
+    render,
+    report,
+    tokenize,
+    train,
+    transcribe,
+    view,
+)
 from maestro_cli.cli.io import install_reporting
 from maestro_cli.cli.options import reject_old_option_flag
 from maestro_cli.errors import MaestroError
@@ -42,7 +55,7 @@ def _root(
         os.environ["MAESTRO_DEBUG"] = "1"
 
 
-for module in (fetch, data, tokenize, train, generate, render, transcribe, align, view):
+for module in (fetch, data, tokenize, train, generate, render, transcribe, align, report, view):
     app.command(module.NAME, help=module.command.__doc__, no_args_is_help=False)(module.command)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("plugins", help=plugins.command.__doc__)(plugins.command)

@@ -42,7 +42,7 @@ def transcription(
         _transcription_table(result["rows"])
     if plot is not None:
         from maestro_cli import display
-        from maestro_cli.symbolic.notes import read_notes
+        from maestro_cli.symbolic.midi import read_notes
 
         display.transcription_roll(read_notes(ref), read_notes(est), plot, title=f"{ref.name} vs {est.name}")
 
@@ -167,7 +167,7 @@ def run_roundtrip(request, generators: list[str] | None, renderers: list[str] | 
 
     Exits with code 1 (after printing the combinations that worked) when any backend failed.
     """
-    from maestro_cli.metrics import roundtrip as rt
+    from maestro_cli.pipelines import roundtrip as rt
 
     names = {stage: rt.backend_names(stage, chosen)
              for stage, chosen in zip(rt.STAGES, (generators, renderers, transcribers))}
@@ -247,7 +247,7 @@ def _generation_tables(report: dict[str, Any]) -> None:
 
 
 def _roundtrip_table(results: list[dict[str, Any]]) -> None:
-    from maestro_cli.metrics import roundtrip as rt
+    from maestro_cli.pipelines import roundtrip as rt
 
     table = Table(title="round trip: generate -> render -> transcribe, note F1 against the generated MIDI")
     for column in ("generator", "renderer", "transcriber", "pieces", "note F1", "+offset", "+velocity"):

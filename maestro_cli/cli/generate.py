@@ -11,7 +11,7 @@ import typer
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import BACKEND, JSON, OPTIONS, OUT_DIR, OVERWRITE
 from maestro_cli.outputs import atomic_write_bytes, output_path
-from maestro_cli.protocols import GenerationRequest
+from maestro_cli.protocols import DEFAULT_GUIDANCE, GenerationRequest
 from maestro_cli.registry import get_backend
 
 NAME = "generate"
@@ -27,7 +27,7 @@ def command(
     seed: Optional[int] = typer.Option(None, "--seed", min=0,
                                        help="Random seed; same seed and arguments give identical MIDI (default: a "
                                             "fresh seed per run, reported on stderr)."),
-    guidance: float = typer.Option(2.0, "--guidance", min=0.0,
+    guidance: float = typer.Option(DEFAULT_GUIDANCE, "--guidance", min=0.0,
                                    help="Classifier-free guidance weight W for --composer (1: plain conditional; "
                                         "the default 2 makes the composer audible at twice the compute)."),
     primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue."),

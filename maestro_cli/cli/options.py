@@ -24,8 +24,10 @@ _OPTION = re.compile(r"^[A-Za-z_][\w-]*=")
 
 def reject_old_option_flag(argv: list[str]) -> None:
     """``-o key=value`` gave backend options before ``-O`` did: say so instead of writing a file called that."""
-    for flag, value in zip(argv, argv[1:]):
-        if flag in ("-o", "--output") and _OPTION.match(value):
+    pairs = [(flag, value) for flag, value in zip(argv, argv[1:]) if flag in ("-o", "--output")]
+    pairs += [("-o", flag[2:]) for flag in argv if flag.startswith("-o") and len(flag) > 2]  # -okey=value
+    for _, value in pairs:
+        if _OPTION.match(value):
             raise UsageError(f"-o is the output file; backend options are given with -O (-O {value})")
 
 

@@ -64,7 +64,8 @@ def command(
     from maestro_cli.symbolic.scores import detect_format, performance_notes, read_score
 
     if detect_format(midi) == "midi":
-        notes, (times, values) = read_midi(midi)
+        played = read_midi(midi)
+        notes, (times, values) = played.notes, played.pedal()
     else:  # a score: its notes at the score's tempo, no pedal
         notes, times, values = performance_notes(read_score(midi).notes), [], []
     if not len(notes):

@@ -53,7 +53,7 @@ class Release:
         return f"{base}{self.version}/{self.filename}"
 
 
-#: Sizes and checksums: DESIGN.md (Magenta's published figures); v2 full MD5 from mirdata's MAESTRO loader.
+#: Sizes and checksums: Magenta's published figures (docs/architecture.md, anchors); v2 full MD5 from mirdata's loader.
 RELEASES: dict[tuple[str, bool], Release] = {
     ("v3.0.0", True): Release("v3.0.0", True, 58_416_533,
                               "70470ee253295c8d2c71e6d9d4a815189e35c89624b76d22fce5a019d5dde12c"),

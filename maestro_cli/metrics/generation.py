@@ -14,7 +14,7 @@ pitch class of every note; pitch range (semitones) and note density (onsets per 
 consecutive onsets; note durations; velocities; polyphony (notes sounding) sampled every :data:`POLYPHONY_STEP_S`
 seconds from the first onset to the last offset. Values beyond the last bin are counted in the last bin.
 A piece is a :data:`maestro_cli.symbolic.notes.NOTE_DTYPE` array; the samplers expect it sorted by onset then
-pitch (:func:`load_notes` and :func:`samples` sort).
+pitch (:func:`samples` sorts; :meth:`maestro_cli.symbolic.midi.Midi.sounding` reads them so).
 
 Yang & Lerch compare intra-set and inter-set distances of per-piece features with kernel density estimates; here the
 per-feature distributions are compared directly, which needs no pairwise distances and is deterministic.
@@ -23,7 +23,6 @@ per-feature distributions are compared directly, which needs no pairwise distanc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -33,14 +32,6 @@ from maestro_cli.symbolic.notes import sort_notes
 WINDOW_S = 4.0
 POLYPHONY_STEP_S = 0.05
 EPSILON = 1e-6
-
-
-def load_notes(path: Path | str | bytes) -> np.ndarray:
-    """The notes of a MIDI file (path or bytes), all non-drum tracks, with the sustain pedal applied, sorted by
-    onset then pitch (:data:`maestro_cli.symbolic.notes.NOTE_DTYPE`)."""
-    from maestro_cli.symbolic.midi import midi_notes
-
-    return sort_notes(midi_notes(path))
 
 
 @dataclass(frozen=True)

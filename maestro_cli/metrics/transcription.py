@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from maestro_cli.errors import MaestroError
-from maestro_cli.symbolic.notes import MIDI_SUFFIXES, TABLE_SUFFIXES, read_notes
+from maestro_cli.symbolic.midi import read_midi, read_notes
+from maestro_cli.symbolic.notes import MIDI_SUFFIXES, TABLE_SUFFIXES
 
 ONSET_TOLERANCE = 0.05
 OFFSET_RATIO = 0.2
@@ -135,11 +136,10 @@ def evaluate_pedal(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:
 
 def read_sustain(path: Path) -> np.ndarray | None:
     """Sustain-pedal spans of a MIDI file, or None for a note table or a MIDI file without CC64 events."""
-    from maestro_cli.symbolic.midi import read_midi
-
     if Path(path).suffix.lower() not in MIDI_SUFFIXES:
         return None
-    notes, (times, values) = read_midi(Path(path))
+    midi = read_midi(path)
+    notes, (times, values) = midi.notes, midi.pedal()
     if not len(times):
         return None
     return pedal_intervals(times, values, float(notes["end_s"].max(initial=0.0)))

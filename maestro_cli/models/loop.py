@@ -22,13 +22,27 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from maestro_cli.models.runtime import save_atomic, setup_process
+
+
+def stored_config(checkpoint: Path, config_class) -> dict:
+    """The training options a checkpoint was trained with (fields ``config_class`` does not know are dropped)."""
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True).get("train_config", {})
+    known = {field.name for field in fields(config_class)}
+    return {key: value for key, value in stored.items() if key in known}
+
+
+def resumed_config(cfg, given: list[str], checkpoint: Path):
+    """A resumed run's options: those stored in ``checkpoint``, overridden by the ``given`` ``key=value`` options
+    (``cfg`` is them parsed and validated)."""
+    keys = {item.split("=", 1)[0].strip().replace("-", "_") for item in given}
+    return type(cfg)(**{**stored_config(checkpoint, type(cfg)), **{key: getattr(cfg, key) for key in keys}})
 
 
 class LineReport:

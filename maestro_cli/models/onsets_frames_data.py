@@ -80,19 +80,6 @@ def excerpt(notes: np.ndarray, start: float, seconds: float, preroll: float = 0.
     return out
 
 
-def _midi_bytes(notes: np.ndarray, program: int, detune_cents: float) -> bytes:
-    """A one-track MIDI file of ``notes`` (times >= 0) with ``program`` and a pitch bend for the detuning."""
-    import symusic
-
-    score = symusic.Score(960, ttype="second")
-    track = symusic.Track(name="Piano", program=program, is_drum=False, ttype="second")
-    track.pitch_bends.append(symusic.PitchBend(0.0, int(round(detune_cents / 200.0 * 8191)), ttype="second"))
-    for pitch, onset, offset, velocity in notes.tolist():
-        track.notes.append(symusic.Note(onset, max(offset - onset, 1e-3), pitch, velocity, ttype="second"))
-    score.tracks.append(track)
-    return score.dumps_midi()
-
-
 def augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random EQ, reverb, low-pass, gain and noise (pedalboard), as a real room and microphone might add."""
     import pedalboard
@@ -128,13 +115,15 @@ def synthesize(notes: np.ndarray, seconds: float, piano: tuple[Path, int], rng: 
                preroll: float) -> np.ndarray:
     """Render an excerpt's notes (onsets from ``-preroll``) with ``piano``; returns ``seconds`` of 16 kHz audio."""
     from maestro_cli.audio.synth import render_midi_to_array
+    from maestro_cli.symbolic.midi import midi_bytes
 
     shifted = notes.copy()
     shifted["start_s"] += preroll
     shifted["end_s"] += preroll
     gamma = rng.uniform(0.7, 1.4)
     shifted["velocity"] = np.clip(np.round(127.0 * (shifted["velocity"] / 127.0) ** gamma), 1, 127)
-    midi = _midi_bytes(shifted, piano[1], detune_cents=float(rng.uniform(-20, 20)))
+    detune_cents = float(rng.uniform(-20, 20))  # a pitch bend of +-200 cents spans +-8191
+    midi = midi_bytes(shifted, program=piano[1], pitch_bend=int(round(detune_cents / 200.0 * 8191)))
     audio = render_midi_to_array(midi, piano[0], SAMPLE_RATE, tail=0.0)
     start, total = int(round(preroll * SAMPLE_RATE)), int(round(seconds * SAMPLE_RATE))
     audio = audio[start:start + total]
@@ -209,9 +198,9 @@ def plan(root: Path, config: DataConfig, synthesize_audio: bool) -> list[Job]:
 def make_excerpt(job: Job, config: DataConfig, pianos: list[tuple[Path, int]], out: Path) -> None:
     """Render or cut one excerpt and write its ``.npz``."""
     from maestro_cli.audio.io import load_audio
-    from maestro_cli.symbolic.midi import read_midi_notes
+    from maestro_cli.symbolic.midi import read_midi
 
-    notes = read_midi_notes(job.midi)
+    notes = read_midi(job.midi).sounding()
     rng = np.random.default_rng(zlib.crc32(f"{config.seed}/{job.split}/{job.name}".encode()))
     if job.audio is None:
         rendered = excerpt(notes, job.start, job.seconds, config.preroll_seconds)

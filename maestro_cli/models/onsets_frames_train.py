@@ -236,13 +236,6 @@ def train(train_data: Excerpts, val_data: Excerpts, out: Path, cfg: TrainConfig,
     return _Training(train_data, val_data, out, cfg, report).run(resume=resume, device=device)
 
 
-def stored_train_config(path: Path) -> dict:
-    """The ``-O`` options a checkpoint was trained with (fields this version does not know are dropped)."""
-    stored = torch.load(path, map_location="cpu", weights_only=True).get("train_config", {})
-    known = TrainConfig.__dataclass_fields__
-    return {key: value for key, value in stored.items() if key in known}
-
-
 def load_excerpts(cache: Path, split: str) -> Excerpts:
     from maestro_cli.models.onsets_frames_data import load_split
 

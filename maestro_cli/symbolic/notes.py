@@ -1,5 +1,5 @@
-"""The note type: a structured array of :data:`NOTE_DTYPE`, read from MIDI (sustain pedal applied) or a CSV/TSV
-table, written as CSV (MIDI: :func:`maestro_cli.symbolic.midi.write_midi`).
+"""The note type: a structured array of :data:`NOTE_DTYPE`, and the CSV/TSV note table (MIDI files, and a reader
+choosing between the two by suffix: :mod:`maestro_cli.symbolic.midi`).
 
 Fields ``pitch`` (MIDI), ``start_s``, ``end_s`` (seconds, float64) and ``velocity`` (MIDI). Readers return notes
 sorted by onset then pitch (:func:`sort_notes`). All tracks of a MIDI file are read as one piano. The note table
@@ -83,21 +83,6 @@ def read_note_table(path: str | Path) -> np.ndarray:
     if len(bad):
         raise MaestroError(f"note {bad[0] + 1}: velocity outside 0-127", path)
     return from_rows(table)
-
-
-def read_notes(path: str | Path, sustain: bool = True) -> np.ndarray:
-    """Notes of a MIDI file (sustain applied) or of a CSV/TSV note table, chosen by the file suffix."""
-    from maestro_cli.symbolic.midi import read_midi_notes
-
-    path = Path(path)
-    if not path.is_file():
-        raise MaestroError("no such file", path)
-    suffix = path.suffix.lower()
-    if suffix in MIDI_SUFFIXES:
-        return read_midi_notes(path, sustain)
-    if suffix in TABLE_SUFFIXES:
-        return read_note_table(path)
-    raise MaestroError(f"unknown note file type '{suffix}' (expected .mid, .midi, .csv, .tsv)", path)
 
 
 def write_notes_csv(notes: np.ndarray, path: str | Path) -> None:

@@ -10,6 +10,7 @@ score as written and, when it has repeats (voltas, da capo), unfolded the way pa
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 import zipfile
@@ -205,14 +206,9 @@ def quarter_clock(tempos: list[tuple[float, float]]):
 
 def _midi_notes(path: Path) -> np.ndarray:
     """SCORE_DTYPE notes of a MIDI score: seconds from its tempo map, beats and bars from its time signatures."""
-    import symusic
+    from maestro_cli.symbolic.midi import parse_midi, tick_clock
 
-    from maestro_cli.symbolic.midi import tick_clock
-
-    try:
-        midi = symusic.Score(str(path))
-    except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", path) from None
+    midi = parse_midi(path)
     seconds = tick_clock(midi.tempos.numpy(), midi.tpq)
     rows = [track.notes.numpy() for track in midi.tracks if not track.is_drum]
     rows = [r for r in rows if len(r)]
@@ -276,3 +272,78 @@ def write_midi(score: Score, target: Path | str) -> None:
     notes = performance_notes(score.notes)
     notes["end_s"] = np.maximum(notes["end_s"], notes["start_s"] + 1e-3)
     write_note_list(notes, target)
+
+
+def score_metadata(path: Path | str) -> dict:
+    """The piece's ``title`` and ``composer`` as the score file gives them (``None`` where it does not).
+
+    MusicXML: the work and movement titles and the composer creator, else the title page credits (credit types, or
+    the first page's largest text, copyright lines aside, for the title and the first right-aligned text for the
+    composer); MEI: the title statement; kern: the ``!!!OTL``/``!!!COM`` records; MIDI scores carry neither.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    try:
+        if fmt == "kern":
+            return _kern_metadata(path.read_text(encoding="utf-8", errors="ignore"))
+        if fmt == "midi":
+            return {"title": None, "composer": None}
+        return _xml_metadata(_xml_bytes(path, fmt), fmt)
+    except Exception:  # noqa: BLE001 - metadata is optional: a score partitura reads but this does not has none
+        return {"title": None, "composer": None}
+
+
+def _xml_bytes(path: Path, fmt: str) -> bytes:
+    if fmt != "mxl":
+        return path.read_bytes()
+    import xml.etree.ElementTree as ET
+
+    with zipfile.ZipFile(path) as archive:
+        container = ET.fromstring(archive.read("META-INF/container.xml"))
+        rootfile = next(e for e in container.iter() if e.tag.rsplit("}", 1)[-1] == "rootfile")
+        return archive.read(rootfile.get("full-path"))
+
+
+def _xml_metadata(data: bytes, fmt: str) -> dict:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(data)
+    elements = [(e.tag.rsplit("}", 1)[-1], e) for e in root.iter() if isinstance(e.tag, str)]
+
+    def text(element) -> str | None:
+        value = " ".join("".join(element.itertext()).split())
+        return value or None
+
+    if fmt == "mei":
+        titles = [text(e) for tag, e in elements if tag == "title"]
+        composers = [text(e) for tag, e in elements if tag in ("composer", "persName")
+                     and (tag == "composer" or e.get("role") == "composer")]
+        return {"title": next(filter(None, titles), None), "composer": next(filter(None, composers), None)}
+    by_tag = {}
+    for tag, e in elements:
+        by_tag.setdefault(tag, []).append(e)
+    title = next(filter(None, (text(e) for tag in ("work-title", "movement-title") for e in by_tag.get(tag, []))),
+                 None)
+    composer = next(filter(None, (text(e) for e in by_tag.get("creator", []) if e.get("type") == "composer")), None)
+    credits = [(c, [w for w in c if w.tag.rsplit("}", 1)[-1] == "credit-words"]) for c in by_tag.get("credit", [])]
+    typed = {text(t): words for c, words in credits for t in c if t.tag.rsplit("}", 1)[-1] == "credit-type"}
+    if title is None and typed.get("title"):
+        title = text(typed["title"][0])
+    if composer is None and typed.get("composer"):
+        composer = text(typed["composer"][0])
+    words = [w for c, ws in credits for w in ws if c.get("page", "1") == "1" and text(w)
+             and not re.search(r"copyright|\u00a9|\(c\)", text(w), re.I)]
+    if title is None and words:
+        title = text(max(words, key=lambda w: float(w.get("font-size") or 0)))
+    if composer is None:
+        composer = next((text(w) for w in words if w.get("justify") == "right"), None)
+    return {"title": title, "composer": composer}
+
+
+def _kern_metadata(text: str) -> dict:
+    records = {}
+    for line in text.splitlines():
+        if line.startswith("!!!") and ":" in line:
+            key, value = line[3:].split(":", 1)
+            records.setdefault(key.strip(), value.strip())
+    return {"title": records.get("OTL") or records.get("OPT") or None, "composer": records.get("COM") or None}

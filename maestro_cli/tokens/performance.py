@@ -16,7 +16,7 @@ import numpy as np
 
 from maestro_cli.data.composers import COMPOSERS, UNKNOWN, composer_class, fold, resolve_composer
 from maestro_cli.errors import MaestroError, UsageError
-from maestro_cli.symbolic.midi import midi_notes, notes_to_score
+from maestro_cli.symbolic.midi import midi_bytes, read_midi
 from maestro_cli.symbolic.notes import make_notes
 from maestro_cli.symbolic.pedal import cut_restrikes
 
@@ -232,7 +232,7 @@ def encode_midi(path: Path | str, composer: str | None = None) -> np.ndarray:
 
     A file without notes raises :class:`MaestroError`.
     """
-    notes = midi_notes(path)
+    notes = read_midi(path).sounding()
     if len(notes) == 0:
         raise MaestroError("MIDI file has no notes", path)
     events = notes_to_events(notes)
@@ -242,7 +242,7 @@ def encode_midi(path: Path | str, composer: str | None = None) -> np.ndarray:
 
 def decode_to_midi(ids) -> bytes:
     """A single-track piano MIDI file (program 0, 120 bpm, 1 ms ticks) for any id sequence."""
-    return bytes(notes_to_score(events_to_notes(ids)).dumps_midi())
+    return midi_bytes(events_to_notes(ids))
 
 
 class PerformanceTokenizer:

@@ -56,12 +56,13 @@ class FluidsynthRenderer:
         import numpy as np
         import soundfile
 
-        from maestro_cli.audio.synth import normalise, read_score, score_events
+        from maestro_cli.audio.synth import normalise, score_events
+        from maestro_cli.symbolic.midi import parse_midi
 
         options = self.options
         if options.channels not in (1, 2):
             raise MaestroError(f"channels must be 1 or 2, not {options.channels}")
-        events, end = score_events(read_score(midi))
+        events, end = score_events(parse_midi(midi, ttype="second"))
         if not events:
             raise MaestroError("no notes to render", midi)
         soundfont = soundfont or default_soundfont()

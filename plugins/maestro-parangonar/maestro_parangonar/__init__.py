@@ -33,15 +33,15 @@ class ParangonarAligner:
         self.options = options or ParangonarOptions()
 
     def align(self, performance: Path, score: Path, *, kind: str):
-        from maestro_cli.align.notes import read_performance
         from maestro_cli.errors import MaestroError
+        from maestro_cli.symbolic.midi import read_midi
         from maestro_cli.symbolic.scores import score_variants
 
         if kind != "midi":
             raise MaestroError("the parangonar aligner takes MIDI performances only (transcribe audio first)",
                                performance)
         variants = score_variants(score)
-        played = read_performance(performance)
+        played = read_midi(performance).piano_notes()
         results = [self._align(played, variant) for variant in variants]
         best = max(results, key=lambda result: result.info["confidence"])
         if len(results) > 1:

@@ -48,10 +48,11 @@ class SynctoolboxAligner:
     def align(self, performance: Path, score: Path, *, kind: str):
         """Align to each version of the score (as written, unfolded) and keep the most confident."""
         from maestro_cli.align import dtw
-        from maestro_cli.align import features as sync_features
+        from maestro_cli.symbolic.midi import read_midi
         from maestro_cli.symbolic.scores import score_variants
 
         variants = score_variants(score)  # also rejects a file that is not a score, or holds no notes
+        midi = read_midi(performance) if kind == "midi" else None
         dtw.numba_cache_dir()
         with contextlib.redirect_stdout(sys.stderr):  # synctoolbox prints progress dots; stdout is for results
             if kind == "audio":
@@ -59,12 +60,8 @@ class SynctoolboxAligner:
 
                 perf_features = _audio_features(load_audio(performance, SAMPLE_RATE))
             else:
-                perf_features = _note_features(sync_features.read_notes(performance))
-        played = None
-        if kind == "midi":
-            from maestro_cli.align.notes import read_performance
-
-            played = read_performance(performance)
+                perf_features = _note_features(midi.piano_notes(sustain=True))
+        played = midi.piano_notes() if midi is not None else None
         results = [self._align(perf_features, variant, kind, played) for variant in variants]
         best = max(results, key=lambda result: result.info["confidence"])
         if len(results) > 1:
