@@ -381,7 +381,7 @@ def test_refine_false_keeps_the_feature_map(maps_excerpt):
 
 
 def test_onset_map_drops_a_stray_pin_and_falls_back_where_nothing_was_played():
-    """Chords every 0.5 s played 1.2x slower; one transcribed chord 80 ms late (a single note), none for 6 s; the
+    """Chords every 0.5 s played 1.2x slower; one transcribed chord 120 ms late (a single note), none for 6 s; the
     feature path 30 ms off everywhere. The map follows the played onsets, ignores the stray and follows the
     (shifted) feature path through the silent stretch, which the result names."""
     from maestro_cli.align.onset_map import onset_map
@@ -397,7 +397,7 @@ def test_onset_map_drops_a_stray_pin_and_falls_back_where_nothing_was_played():
     heard = (score["start_s"] < 8.0) | (score["start_s"] >= 14.0)
     stray = score["start_s"] == 3.0
     played = make_notes(score["pitch"][heard & ~(stray & (score["pitch"] < 60))],
-                        (truth + 0.08 * stray)[heard & ~(stray & (score["pitch"] < 60))], 0.0, 64)
+                        (truth + 0.12 * stray)[heard & ~(stray & (score["pitch"] < 60))], 0.0, 64)
     played["end_s"] = played["start_s"] + 0.3
     feature_s = np.linspace(0.0, 20.0, 1001)
     refined = onset_map(score, played, feature_s, 1.2 * feature_s + 0.5 + 0.03)
