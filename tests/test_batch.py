@@ -79,33 +79,90 @@ def test_a_corrupt_file_is_reported_and_the_others_finish(tmp_path):
     assert [lines[f"piece{i}.mid"]["status"] for i in range(5)] == ["ok"] * 5
 
 
-@pytest.mark.slow
-def test_resume_after_a_killed_batch_redoes_nothing(tmp_path, maestro_root):
+def start_render(tmp_path: Path, maestro_root: Path, *extra: str) -> tuple[subprocess.Popen, list[Path], Path]:
+    """``render`` of 12 MAESTRO excerpts with ``--jobs 2``, running; returned once two outputs exist."""
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
     out = tmp_path / "out"
-    command = [str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--jobs", "2"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--jobs", "2",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(outputs(out)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=60)
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    return proc, inputs, out
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The processes of ``pids`` still running (a zombie waiting for its new parent to reap it is gone)."""
+    def running(pid: int) -> bool:
+        try:
+            return "(zombie)" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+    return [pid for pid in pids if running(pid)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_batch_stops_at_once_says_how_far_it_got_and_resumes(tmp_path, maestro_root, signum):
+    """docs/batch.md: no item starts after the signal, items in flight are cancelled, the workers are gone within a
+    second, finished outputs are whole, one summary line on stderr, exit 128 + signal;
+    --skip-existing redoes nothing."""
+    proc, inputs, out = start_render(tmp_path, maestro_root)
+    workers = children(proc.pid)
+    assert workers
+    proc.send_signal(signum)
+    signalled = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=60)
+    while alive(workers) and time.monotonic() < signalled + 5:
+        time.sleep(0.02)
+    assert not alive(workers) and time.monotonic() - signalled < 1.0
+    assert proc.returncode == 128 + signum, (proc.returncode, stderr)
+    summary = stderr.strip().splitlines()
+    printed = stdout.split()
+    name = signal.Signals(signum).name
+    assert summary == [f"interrupted ({name}): {len(printed)} of 12 inputs finished, 0 failed, {12 - len(printed)} "
+                       "not done; rerun the same command with --skip-existing to do the rest"]
     done = outputs(out)
-    assert proc.returncode == 130 and 2 <= len(done) < len(inputs), (proc.returncode, len(done))
-    assert set(stdout.split()) <= {str(path) for path in done}  # every reported file exists
+    time.sleep(1.0)
+    assert outputs(out) == done  # nothing written after the command ended
+    # a worker may have finished the item the command had not printed yet, never one started after the signal
+    assert set(printed) <= {str(path) for path in done} and len(done) <= len(printed) + 2 < len(inputs)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     import soundfile
 
     for path in done:  # what exists is whole
         assert soundfile.info(str(path)).duration > 19.0
     mtimes = {path.name: path.stat().st_mtime_ns for path in done}
-    again = run_maestro(*command[1:], "--skip-existing", "--manifest", str(tmp_path / "m.jsonl"))
+    again = run_maestro("render", str(tmp_path / "in"), "--out-dir", str(out), "--jobs", "2", "--skip-existing",
+                        "--manifest", str(tmp_path / "m.jsonl"))
     assert again.code == 0, again.stderr
     assert len(outputs(out)) == len(inputs) and len(again.stdout.splitlines()) == len(inputs)
     assert {name: (out / name).stat().st_mtime_ns for name in mtimes} == mtimes  # nothing redone
     status = {Path(r["output"]).name: r["status"] for r in records(tmp_path / "m.jsonl").values()}
     assert {name for name, s in status.items() if s == "skipped"} == set(mtimes)
     assert sum(s == "ok" for s in status.values()) == len(inputs) - len(mtimes)
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_batch_stop_within_a_second_and_write_nothing(tmp_path, maestro_root):
+    """``kill -9`` of the command: its workers notice (parent-death signal) and stop instead of finishing the queue."""
+    proc, inputs, out = start_render(tmp_path, maestro_root)
+    workers = children(proc.pid)
+    proc.kill()
+    killed = time.time()
+    proc.communicate(timeout=60)
+    while alive(workers) and time.time() < killed + 5:
+        time.sleep(0.02)
+    assert not alive(workers) and time.time() - killed < 1.0
+    time.sleep(1.0)
+    late = [path.name for path in outputs(out) if path.stat().st_mtime > killed + 0.2]
+    assert not late and len(outputs(out)) < len(inputs)
 
 
 def test_existing_outputs_fail_without_skip_existing_and_flags_exclude_each_other(tmp_path):
@@ -193,7 +250,7 @@ def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch
 
 @pytest.mark.slow
 def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
-    """Exit 130 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
+    """Exit 143 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
     out = tmp_path / "out"
@@ -208,9 +265,57 @@ def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
     if "cannot start or reach Ray" in stderr:
         pytest.skip(f"Ray cannot start on this machine: {stderr.strip()[-300:]}")
     done = outputs(out)
-    assert proc.returncode == 130 and 1 <= len(done) < len(inputs), (proc.returncode, len(done), stderr[-500:])
-    assert "SIGTERM received" not in stderr
+    assert proc.returncode == 143 and 1 <= len(done) < len(inputs), (proc.returncode, len(done), stderr[-500:])
+    assert "SIGTERM received" not in stderr and "interrupted (SIGTERM): " in stderr
     import soundfile
 
     for path in done:  # what exists is whole
         assert soundfile.info(str(path)).duration > 19.0
+
+
+def test_inputs_that_cannot_be_read_fail_alone_and_the_rest_of_the_batch_runs(tmp_path):
+    toy_midis(tmp_path / "in", 2)
+    too_long = tmp_path / ("x" * 300 + ".mid")
+    missing = tmp_path / "missing.mid"
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = run_maestro("render", str(tmp_path / "in"), str(too_long), str(missing), "--out-dir", str(out),
+                             "--sample-rate", "16000", "--jobs", jobs)
+        assert result.code == 1, result.stderr
+        assert sorted(result.stderr.splitlines()) == sorted([f"error: {too_long}: file name too long",
+                                                             f"error: {missing}: no such file"])
+        assert sorted(p.name for p in out.iterdir()) == ["piece0.wav", "piece1.wav"]
+
+
+def test_binary_data_on_stdin_is_one_short_usage_error(tmp_path):
+    score = toy_midis(tmp_path, 1)[0]
+    garbage = bytes(range(256)) * 8 + b"\n" + b"y" * 5000
+    proc = subprocess.run([str(MAESTRO), "align", "--score", str(score)], input=garbage, capture_output=True)
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and len(lines[0]) < 150, lines
+    assert lines[0].startswith("error: stdin: line 1 is not a file path")
+
+
+@pytest.mark.slow
+def test_ray_actors_of_a_killed_batch_write_nothing_afterwards(tmp_path, maestro_root):
+    """``kill -9`` of a command with a local Ray instance: its actors see the command gone (Ray itself takes about
+    ten seconds) and neither finish the item in progress nor take the one queued."""
+    pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
+    inputs = excerpts(maestro_root, tmp_path / "in", 12, 120.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--executor", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 180
+    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        _, stderr = proc.communicate()
+        if "cannot start or reach Ray" in stderr:
+            pytest.skip(f"Ray cannot start on this machine: {stderr.strip()[-300:]}")
+    proc.kill()
+    killed = time.time()
+    proc.communicate(timeout=60)
+    time.sleep(3.0)
+    late = [round(path.stat().st_mtime - killed, 2) for path in outputs(out) if path.stat().st_mtime > killed + 0.3]
+    assert not late and len(outputs(out)) < len(inputs), late

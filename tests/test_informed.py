@@ -185,3 +185,33 @@ def test_an_octave_above_a_score_note_is_extra_only_when_louder(velocity, kept):
     result = informed.informed(alignment, np.array([0.0, 1.0]), np.array([0.0, 1.0]), (played, np.ones(3)))
     assert (60 in result.notes["pitch"]) == kept
     assert [(row["kind"], row["pitch"]) for row in result.deviations] == ([("extra", 60)] if kept else [])
+
+
+@pytest.mark.slow
+def test_overwrite_with_a_score_of_another_piece_leaves_no_old_report(excerpt, tmp_path):
+    """The blind transcription replaces the MIDI; a report of an earlier run must not stay beside it."""
+    out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
+    out.write_bytes(b"an earlier run's MIDI")
+    report.write_text("time_s,pitch,kind\n1.0,60,missed\n")
+    result = run_maestro("transcribe", str(excerpt["wav"]), "--score", str(excerpt["other"]), "-o", str(out),
+                         "--report", str(report), "--overwrite", *OPTIONS)
+    assert result.code == 0 and "low alignment confidence" in result.stderr, result.stderr
+    assert out.read_bytes().startswith(b"MThd") and not report.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["perf.mid"]
+
+
+@pytest.mark.slow
+def test_a_report_that_fails_leaves_no_midi_either(excerpt, tmp_path, monkeypatch):
+    """transcribe --score --report writes both outputs or neither (before, the MIDI stayed and a rerun failed)."""
+    from maestro_cli.align import informed
+    from maestro_cli.cli.transcribe import transcribe_with_score
+
+    def broken(result, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(informed, "format_report", broken)
+    out, report = tmp_path / "perf.mid", tmp_path / "dev.csv"
+    with pytest.raises(OSError):
+        transcribe_with_score(excerpt["wav"], excerpt["score"], out, report, "onsets-frames",
+                              ["onset_threshold=0.2", "threads=1"], None)
+    assert list(tmp_path.iterdir()) == []

@@ -232,6 +232,6 @@ def test_cli_errors(tmp_path):
     not_midi = tmp_path / "est.mid"
     not_midi.write_text("hello")
     bad = run_maestro("evaluate", "transcription", "--ref", str(ref), "--est", str(not_midi))
-    assert bad.code == 1 and f"error: {not_midi}: not a readable MIDI file" in bad.stderr
+    assert bad.code == 1 and f"error: {not_midi}: not a MIDI file (it does not start with MThd)" in bad.stderr
     mixed = run_maestro("evaluate", "transcription", "--ref", str(tmp_path), "--est", str(ref))
     assert mixed.code == 2 and "both be files or both be folders" in mixed.stderr

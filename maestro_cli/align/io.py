@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from maestro_cli.errors import MaestroError
-from maestro_cli.outputs import atomic_output, atomic_write_bytes, output_path, refuse_existing
+from maestro_cli.outputs import atomic_output, atomic_outputs, atomic_write_bytes, output_path, refuse_existing
 from maestro_cli.symbolic.midi import file_head, is_midi
 
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
@@ -82,8 +82,9 @@ def write_alignment(result: Any, performance: Path, score: Path, out_format: str
 
         sidecar = sidecar_path(target)
         refuse_existing(sidecar, overwrite)
-        atomic_write_bytes(target, (format_csv(s, p) if out_format == "csv" else format_notes(result.notes)).encode())
-        atomic_write_bytes(sidecar, (json.dumps(meta, indent=2) + "\n").encode())
+        with atomic_outputs(target, sidecar) as (tmp, tmp_sidecar):  # the alignment and its sidecar, or neither
+            tmp.write_text(format_csv(s, p) if out_format == "csv" else format_notes(result.notes), encoding="utf-8")
+            tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     elif out_format == "match":
         from maestro_cli.align.notes import match_text
 

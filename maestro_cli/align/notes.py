@@ -107,7 +107,7 @@ def match_text(alignment: NoteAlignment, performance_path: Path) -> str:
     pt = import_partitura()
 
     score = alignment.score
-    part = score.part if score.part is not None else _part_from_notes(score.notes)
+    part = score.part if score.part is not None else _part_from_notes(score.notes, score.path)
     perf = alignment.performance
     array = np.zeros(len(perf), [("onset_sec", "f8"), ("duration_sec", "f8"), ("pitch", "i4"), ("velocity", "i4"),
                                  ("id", "U16")])
@@ -124,18 +124,29 @@ def match_text(alignment: NoteAlignment, performance_path: Path) -> str:
         return target.read_text()
 
 
-def _part_from_notes(notes: np.ndarray):
-    """A partitura Part for a MIDI score (onsets and durations in quarters, the notes' ids)."""
+#: A MIDI score's onsets and durations are put on this grid (quarters) for the match file's score part: a performance
+#: MIDI used as the score has arbitrary positions, whose common denominator overflows partitura's divisions.
+MATCH_GRID = 1 / 192
+
+
+def _part_from_notes(notes: np.ndarray, path: Path | str):
+    """A partitura Part for a MIDI score (onsets and durations in quarters on :data:`MATCH_GRID`, the notes' ids)."""
     from maestro_cli.symbolic.scores import import_partitura
 
     note_array_to_score = import_partitura().musicanalysis.note_array_to_score
 
     array = np.zeros(len(notes), [("onset_beat", "f8"), ("duration_beat", "f8"), ("pitch", "i4"), ("id", "U64")])
-    array["onset_beat"], array["pitch"], array["id"] = notes["onset_quarters"], notes["pitch"], notes["id"]
-    array["duration_beat"] = np.maximum(notes["duration_quarters"], 1 / 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return note_array_to_score(array, assign_note_ids=False, estimate_time=True, return_part=True)
+    array["onset_beat"] = np.round(notes["onset_quarters"] / MATCH_GRID) * MATCH_GRID
+    array["pitch"], array["id"] = notes["pitch"], notes["id"]
+    array["duration_beat"] = np.maximum(np.round(notes["duration_quarters"] / MATCH_GRID) * MATCH_GRID, 1 / 16)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return note_array_to_score(array, assign_note_ids=False, estimate_time=True, return_part=True)
+    except Exception as exc:  # noqa: BLE001 - partitura's score builder raises many types
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MaestroError(f"cannot make a match file's score part from this MIDI score ({reason}); "
+                           "use --format notes", path) from None
 
 
 @dataclass

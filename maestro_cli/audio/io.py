@@ -7,12 +7,15 @@ Problems with the file's content raise :class:`~maestro_cli.errors.MaestroError`
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from maestro_cli.errors import MaestroError
+
+log = logging.getLogger(__name__)
 
 #: Peak amplitude at or below which a recording counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
@@ -32,16 +35,54 @@ _MAGIC = {
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What a file's header says: sample rate, channels, length and container format."""
+    """What a file holds: sample rate, channels, length (of the samples present) and container format;
+    ``header_frames``: the length a WAV header announces when the file holds less (a truncated file), else None."""
 
     sample_rate: int
     channels: int
     frames: int
     format: str
+    header_frames: int | None = None
 
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
+
+    def truncation(self) -> str | None:
+        """``"truncated: the header says 4.00 s, the file holds 2.30 s"``, or None for a whole file."""
+        if self.header_frames is None:
+            return None
+        return (f"truncated: the header says {self.header_frames / self.sample_rate:.2f} s, "
+                f"the file holds {self.duration:.2f} s")
+
+
+def wav_header_frames(path: Path) -> int | None:
+    """The number of frames a PCM/float WAV's ``data`` chunk header announces (None: not such a WAV, or a
+    streamed one whose header gives no length)."""
+    import struct
+
+    with path.open("rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"fmt ":
+                fmt = handle.read(size)
+                if len(fmt) < 14 or struct.unpack("<H", fmt[:2])[0] not in (1, 3, 0xFFFE):
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+                handle.seek(size % 2, 1)
+            elif name == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block_align
+            else:
+                handle.seek(size + size % 2, 1)
 
 
 def _unreadable(path: Path) -> MaestroError:
@@ -67,9 +108,12 @@ def probe_audio(path: str | Path) -> AudioInfo:
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.SoundFileError):
         raise _unreadable(path) from None
+    announced = wav_header_frames(path) if info.format == "WAV" else None
     if info.frames <= 0 or info.samplerate <= 0:
-        raise MaestroError("audio file holds no samples (zero length)", path)
-    return AudioInfo(info.samplerate, info.channels, info.frames, info.format)
+        raise MaestroError("audio file holds no samples (zero length)"
+                           + (" (truncated: its header says it has some)" if announced else ""), path)
+    truncated = announced if announced is not None and announced > info.frames + 1 else None
+    return AudioInfo(info.samplerate, info.channels, info.frames, info.format, truncated)
 
 
 def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_silent: bool = False) -> np.ndarray:
@@ -77,7 +121,9 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
 
     Returns shape ``(samples,)`` when ``mono`` (channels averaged), else ``(channels, samples)``.
     Raises :class:`MaestroError` for a missing, empty, unreadable or corrupt file, and for a silent one
-    (peak at or below :data:`SILENCE_PEAK`) unless ``allow_silent``.
+    (peak at or below :data:`SILENCE_PEAK`) unless ``allow_silent``. A truncated WAV (its header announces more
+    than the file holds) is read as far as it goes, with a warning giving both lengths; silent, it is an error
+    that says it is truncated.
     """
     import soundfile
     import soxr
@@ -114,6 +160,11 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
     audio = audio[:filled, 0] if mono else np.ascontiguousarray(audio[:filled].T)
     if not np.isfinite(np.sum(audio, dtype=np.float64)):  # no temporary copies of a long recording
         raise MaestroError("audio holds NaN or infinite samples", path)
-    if not allow_silent and max(float(audio.max()), -float(audio.min())) <= SILENCE_PEAK:
+    silent = max(float(audio.max()), -float(audio.min())) <= SILENCE_PEAK
+    if info.truncation():
+        if silent and not allow_silent:
+            raise MaestroError(f"{info.truncation()}, silent up to there", path)
+        log.warning(f"warning: {path}: {info.truncation()}; using what it holds")
+    if silent and not allow_silent:
         raise MaestroError("audio is silent (peak at or below -80 dBFS)", path)
     return audio

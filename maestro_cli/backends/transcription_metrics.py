@@ -19,7 +19,9 @@ class TranscriptionMetrics:
             if not path.exists():
                 raise MaestroError("no such file or folder", path)
         if ref.is_dir() != est.is_dir():
-            raise UsageError("--ref and --est must both be files or both be folders")
+            folder, other = (ref, est) if ref.is_dir() else (est, ref)
+            raise UsageError(f"a folder, but {other} is a file: --ref and --est must both be files or both be folders",
+                             folder)
         if ref.is_dir():
             pairs, missing = tm.pair_folders(ref, est)
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,7 +26,7 @@ def expand_entries(paths: Iterable[Path], suffixes: Sequence[str],
     the input; ``{}`` for an input not from a JSON line)."""
     found: list[tuple[Path, dict[str, Path]]] = []
     for path in paths:
-        if path.is_dir():
+        if _is_dir(path):
             found += [(p, {}) for p in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
                                               and p.name.lower().endswith(tuple(suffixes)))]
         elif path.suffix.lower() in MANIFEST_SUFFIXES and not path.name.lower().endswith(tuple(suffixes)):
@@ -32,6 +34,35 @@ def expand_entries(paths: Iterable[Path], suffixes: Sequence[str],
         else:
             found.append((path, {}))
     return found
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a path the system refuses (a name too long, a folder without permission): the
+    input is then reported on its own by :func:`input_problem` while the rest of the batch runs."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def input_problem(path: Path) -> MaestroError | None:
+    """Why ``path`` cannot be read as an input file (missing, a folder, unreadable, a name too long), or None."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return MaestroError(os_reason(exc), path)
+    if stat.S_ISDIR(info.st_mode):
+        return MaestroError("is a folder, not a file", path)
+    if not os.access(path, os.R_OK):
+        return MaestroError("permission denied (cannot read it)", path)
+    return None
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error as the reason of an ``error: <file>: <reason>`` line: ``no such file``, ``file name too long``."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def read_manifest(manifest: Path, keys: Sequence[str] = ()) -> list[tuple[Path, dict[str, Path]]]:

@@ -3,13 +3,16 @@
 Each pool process builds the backend once (``job.setup`` in the pool's initializer) and then takes items one by
 one. At most ``2 x workers`` items are in flight, so the input iterator is read only as fast as the pool works.
 Workers are started with ``spawn`` (no fork of a process that holds threads or a live terminal), ignore Ctrl-C (the
-command stops them) and exit on SIGTERM through ``SystemExit``, so an output in progress is never renamed into place.
+command stops them) and exit on SIGTERM through ``SystemExit``, so an output in progress is never renamed into place,
+and the worker process ends there instead of taking the next queued item. A worker gets SIGTERM when the command
+dies, even by ``kill -9`` (``PR_SET_PDEATHSIG`` on Linux; elsewhere a thread polling the parent's pid).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -67,12 +70,26 @@ def _pool(job: BatchJob, items: Iterator[Any], workers: int) -> Iterator[ItemRes
         if not finished:  # interrupted, or the consumer stopped: end the work in progress now
             for future in pending:
                 future.cancel()
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
+            _stop(list(getattr(pool, "_processes", {}).values()))
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 _END = object()
+
+#: Seconds a stopped worker has to unwind its item (remove its temporary file) before it is killed.
+STOP_GRACE = 0.5
+
+
+def _stop(processes: list[Any]) -> None:
+    """SIGTERM every worker (the item in progress unwinds), then SIGKILL what is left after ``STOP_GRACE``."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + STOP_GRACE
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _start(job: BatchJob, parent: int, threads: str) -> None:
@@ -82,7 +99,8 @@ def _start(job: BatchJob, parent: int, threads: str) -> None:
         os.environ.setdefault(name, threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if not _die_with_parent(parent):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     _worker = Worker(job)
 
 
@@ -90,14 +108,34 @@ def _exit(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds ``atomic_output``: the temporary file is removed, nothing renamed
 
 
+def _die_with_parent(parent: int) -> bool:
+    """Ask Linux for SIGTERM when the command dies (``prctl(PR_SET_PDEATHSIG)``); False where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the command died before the request: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+
 def _watch_parent(parent: int) -> None:
-    """A worker whose command was killed (-9) stops instead of lingering."""
+    """Without ``PR_SET_PDEATHSIG``: a worker whose command was killed (-9) stops within a poll."""
     while os.getppid() == parent:
-        time.sleep(1.0)
+        time.sleep(0.2)
     os.kill(os.getpid(), signal.SIGTERM)  # unwind the item in progress
-    time.sleep(5.0)
+    time.sleep(STOP_GRACE)
     os._exit(1)
 
 
 def _call(item: Any) -> ItemResult:
-    return _worker(item)
+    try:
+        return _worker(item)
+    except SystemExit as stop:  # SIGTERM: the item's output was discarded on the way here; take no other item
+        os._exit(stop.code if isinstance(stop.code, int) else 1)

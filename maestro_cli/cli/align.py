@@ -9,8 +9,9 @@ from typing import List, Optional
 import typer
 
 from maestro_cli.audio.io import AUDIO_SUFFIXES
+from maestro_cli.batch.files import input_problem
 from maestro_cli.cli.batch import BatchFlags, batch_entries, run_files, split_executor_options
-from maestro_cli.cli.io import emit
+from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
     BACKEND,
     EXECUTOR,
@@ -34,6 +35,9 @@ NAME = "align"
 FORMATS = ("csv", "json", "midi", "notes", "match")
 #: The transcriber refining audio maps unless --transcriber names another: the fastest good one.
 REFINE_TRANSCRIBER = "onsets-frames"
+#: The names ``-o`` may give each format's file.
+FILE_SUFFIXES = {"csv": (".csv",), "json": (".json",), "midi": (".mid", ".midi"), "notes": (".csv",),
+                 "match": (".match",)}
 #: Performances a folder contributes to a batch (a performance's kind is then told by its content).
 PERFORMANCE_SUFFIXES = (".mid", ".midi", *AUDIO_SUFFIXES)
 
@@ -66,6 +70,9 @@ def command(
     """Align performances (audio or MIDI) to their scores; prints the path of each alignment."""
     if out_format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{out_format}'")
+    if out_file is not None and not out_file.name.lower().endswith(FILE_SUFFIXES[out_format]):
+        raise UsageError(f"-o {out_file.name} does not fit --format {out_format}: name a "
+                         f"{' or '.join(FILE_SUFFIXES[out_format])} file, or pick the --format of that file")
     options = options or []
     flags = BatchFlags(jobs, executor, manifest, skip_existing, overwrite, as_json)
     options, executor_options = split_executor_options(flags, options)
@@ -74,8 +81,8 @@ def command(
     if any(paired is None for _, paired in pairs):
         missing = next(path for path, paired in pairs if paired is None)
         raise UsageError(f"no score for {missing}: give --score, or a \"score\" on its JSON manifest line")
-    if score is not None and not score.is_file():
-        raise MaestroError("no such file", score)
+    if score is not None and (problem := input_problem(score)) is not None:
+        raise problem
     single_output(out_file, [path for path, _ in pairs], out_dir)
     from maestro_cli.align.io import output_paths, write_alignment
 
@@ -130,7 +137,19 @@ class PairAligner:
             result.info["transcriber"] = self.transcriber_name
         if result.notes is not None and kind == "audio":
             result.info.update(result.notes.counts())
+        warn_if_unlikely(result, performance, score)
         return result
+
+
+def warn_if_unlikely(result: Alignment, performance: Path, score: Path) -> None:
+    """The warning of ``transcribe --score``, on stderr, when the alignment's confidence says the score is probably
+    of another piece (below :data:`maestro_cli.align.informed.MIN_CONFIDENCE`); the alignment is written anyway."""
+    from maestro_cli.align.informed import MIN_CONFIDENCE
+
+    confidence = result.info.get("confidence")
+    if isinstance(confidence, (int, float)) and confidence < MIN_CONFIDENCE:
+        console.print(f"warning: {score}: low alignment confidence {confidence:.2f} for {performance} (a score of "
+                      "another piece?); writing the alignment anyway", markup=False, highlight=False, soft_wrap=True)
 
 
 def align_one(aligning: PairAligner, item: tuple[tuple[Path, dict[str, Path]], tuple[Path, ...]], *,

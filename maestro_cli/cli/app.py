@@ -110,5 +110,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:  # a file the system refused (name too long, ...)
+            print(f"error: {exc.filename}: {(exc.strerror or type(exc).__name__).lower()}", file=sys.stderr)
+            sys.exit(1)
         print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)

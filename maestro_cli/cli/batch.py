@@ -11,17 +11,18 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import typer
 
-from maestro_cli.batch.files import check_unique_outputs, expand_entries
+from maestro_cli.batch.files import check_unique_outputs, expand_entries, input_problem, os_reason
 from maestro_cli.batch.manifest import ManifestWriter
-from maestro_cli.cli.io import emit, progress, read_inputs, report_failure
+from maestro_cli.cli.io import console, emit, progress, read_inputs, report_failure
 from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.outputs import check_folder
 from maestro_cli.protocols import BatchJob
 from maestro_cli.registry import get_backend
 
@@ -52,6 +53,8 @@ def batch_entries(inputs: list[str] | None, suffixes: Sequence[str],
     listed twice with the same companions is run once."""
     entries = expand_entries(read_inputs(inputs), suffixes, keys)
     if not entries:
+        if inputs and len(inputs) == 1 and inputs[0] != "-":
+            raise UsageError(f"no input files ({', '.join(suffixes)}) found in it", inputs[0])
         raise UsageError(f"no input files ({', '.join(suffixes)}) found in {', '.join(inputs or ['stdin'])}")
     return list({(path, tuple(sorted(fields.items()))): (path, fields) for path, fields in entries}.values())
 
@@ -80,6 +83,9 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
     result = result or (lambda targets: targets[0])
     planned = [(source, plan(source)) for source in sources]
     check_unique_outputs((_label(source), targets) for source, targets in planned)
+    to_write = [targets for _, targets in planned if not (flags.skip_existing and _all_exist(targets))]
+    for folder_target in {target.absolute().parent: target for targets in to_write for target in targets}.values():
+        check_folder(folder_target)  # an output folder that takes no files stops the batch before any work
     executor = get_backend("executor", flags.executor).create(executor_options or [])
     manifest = ManifestWriter(flags.manifest)
     failed = 0
@@ -96,11 +102,22 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
 
     def todo() -> Iterator[tuple[Source, tuple[Path, ...]]]:
         for source, targets in planned:
-            existing = [target for target in targets if target.exists()]
+            path, fields = _split(source)
+            problem = next(filter(None, map(input_problem, (path, *fields.values()))), None)
+            if problem is None:
+                try:
+                    existing = [target for target in targets if target.exists()]
+                except OSError as exc:
+                    problem = MaestroError(f"cannot write the output: {os_reason(exc)}", targets[0])
+            if problem is not None:  # this input alone fails; the others run
+                fail(source, targets, problem)
+                bar.advance(task)
+                continue
             if existing and not flags.overwrite:
                 if flags.skip_existing and len(existing) == len(targets):
                     emit(result(targets), flags.as_json)
                     manifest.write(*_split(source), targets, "skipped")
+                    counts["skipped"] += 1
                     bar.advance(task)
                     continue
                 if not flags.skip_existing:
@@ -109,21 +126,37 @@ def run_files(description: str, sources: Sequence[Source], plan: Callable[[Any],
                     continue
             yield source, targets
 
+    counts = {"ok": 0, "skipped": 0}
     try:
-        with progress("files", transient=False) as bar, _sigterm_interrupts():
+        with progress("files", transient=False) as bar, _interrupts():
             task = bar.add_task(description, total=len(planned))
-            for done in executor.run(job, todo(), flags.jobs):
-                source, targets = done.item
-                if done.error is not None:
-                    fail(source, targets, done.error, done.seconds)
-                else:
-                    emit(result(targets), flags.as_json)
-                    manifest.write(*_split(source), targets, "ok", None, done.seconds)
-                bar.advance(task)
+            with closing(executor.run(job, todo(), flags.jobs)) as results:  # closed early: workers stopped at once
+                for done in results:
+                    source, targets = done.item
+                    if done.error is not None:
+                        fail(source, targets, done.error, done.seconds)
+                    else:
+                        emit(result(targets), flags.as_json)
+                        manifest.write(*_split(source), targets, "ok", None, done.seconds)
+                        counts["ok"] += 1
+                    bar.advance(task)
+    except Interrupted as stop:
+        done = counts["ok"] + counts["skipped"]
+        console.print(f"interrupted ({signal.Signals(stop.signum).name}): {done} of {len(planned)} inputs finished, "
+                      f"{failed} failed, {len(planned) - done - failed} not done; rerun the same command with "
+                      "--skip-existing to do the rest", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + stop.signum) from None
     finally:
         manifest.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _all_exist(targets: tuple[Path, ...]) -> bool:
+    try:
+        return all(target.exists() for target in targets)
+    except OSError:  # a name too long: reported with its input
+        return False
 
 
 def _split(source: Source) -> tuple[Path, dict[str, Path]]:
@@ -136,18 +169,32 @@ def _label(source: Source) -> Path | str:
     return f"{path} (with {', '.join(f'{key} {value}' for key, value in fields.items())})" if fields else path
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """During a batch, SIGTERM stops it like Ctrl-C: outputs in progress are discarded, finished ones kept."""
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a batch (``signum``: which)."""
 
-    previous = signal.signal(signal.SIGTERM, interrupt) if _main_thread() else None
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _interrupts() -> Iterator[None]:
+    """During a batch, SIGINT and SIGTERM raise :class:`Interrupted` once; a second signal while the workers are being
+    stopped is ignored (stopping takes under a second)."""
+    def interrupt(signum: int, frame: Any) -> None:
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    if not _main_thread():
+        yield
+        return
+    previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for name, handler in previous.items():
+            signal.signal(name, handler)
 
 
 def _main_thread() -> bool:

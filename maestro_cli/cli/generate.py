@@ -8,19 +8,24 @@ from typing import List, Optional
 
 import typer
 
+from maestro_cli.batch.files import input_problem
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import BACKEND, JSON, OPTIONS, OUT_DIR, OVERWRITE
+from maestro_cli.errors import UsageError
 from maestro_cli.outputs import atomic_write_bytes, output_path
 from maestro_cli.protocols import DEFAULT_GUIDANCE, GenerationRequest
 from maestro_cli.registry import get_backend
 
 NAME = "generate"
+#: The longest piece ``--seconds`` may ask for: an hour, longer than any piece in MAESTRO.
+MAX_SECONDS = 3600.0
 
 
 def command(
     composer: Optional[str] = typer.Option(None, "--composer", "-c", help="Composer to condition on (e.g. Chopin)."),
     n: int = typer.Option(1, "-n", "--num", min=1, help="Number of pieces (generated as one batch)."),
-    seconds: float = typer.Option(30.0, "--seconds", min=0.1, help="Length of music per piece, in seconds."),
+    seconds: float = typer.Option(30.0, "--seconds", min=0.1,
+                                  help="Length of music per piece, in seconds (at most 3600)."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.01, help="Sampling temperature."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely events."),
     top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
@@ -40,6 +45,12 @@ def command(
     as_json: bool = JSON,
 ) -> None:
     """Generate new expressive piano performances as MIDI files; prints their paths."""
+    if composer is not None and not composer.strip():
+        raise UsageError("--composer is empty; name a composer (e.g. Chopin), or leave it out for any composer")
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"--seconds must be at most {MAX_SECONDS:g} (an hour of music per piece), not {seconds:g}")
+    if primer is not None and (problem := input_problem(primer)) is not None:
+        raise problem  # before the model loads
     generator = get_backend("generator", backend).create(options or [])
     name = (composer or "any").lower().replace(" ", "_")
     if seed is None:

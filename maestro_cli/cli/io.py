@@ -33,12 +33,24 @@ def read_inputs(inputs: list[str] | None, *, required: bool = True) -> list[Path
     """Input paths from the arguments, or from stdin (one per line) for ``-`` or when piped."""
     names = list(inputs or [])
     if names == ["-"] or (not names and stdin_has_input()):
-        names = [line.strip() for line in (sys.stdin or ()) if line.strip()]
+        try:
+            names = [line.strip() for line in (sys.stdin or ()) if line.strip()]
+        except UnicodeDecodeError:
+            raise UsageError("stdin: not text (binary data?); pipe file paths, one per line") from None
+        _check_path_lines(names)
         # a JSON line from an upstream --json stage: take its "path"
         names = [json.loads(name).get("path", name) if name.startswith("{") else name for name in names]
     if not names and required:
         raise UsageError("no input given (name files or pipe paths on stdin)")
     return [Path(name) for name in names]
+
+
+def _check_path_lines(lines: list[str]) -> None:
+    """A usage error (one short line) when stdin holds something other than paths, e.g. a binary file piped in."""
+    for number, line in enumerate(lines, 1):
+        if len(line) > 4096 or any(ord(c) < 32 and c != "\t" or 0xDC80 <= ord(c) <= 0xDCFF for c in line):
+            raise UsageError(f"stdin: line {number} is not a file path (binary data or text without line breaks?); "
+                             "pipe file paths, one per line")
 
 
 def emit(result: Path | str | dict[str, Any], as_json: bool = False) -> None:

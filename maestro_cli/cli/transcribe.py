@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from maestro_cli.audio.io import AUDIO_SUFFIXES
+from maestro_cli.batch.files import input_problem
 from maestro_cli.cli.batch import BatchFlags, backend_job, batch_inputs, run_files, split_executor_options
 from maestro_cli.cli.io import console, emit
 from maestro_cli.cli.options import (
@@ -25,9 +25,10 @@ from maestro_cli.cli.options import (
     single_output,
 )
 from maestro_cli.errors import UsageError
-from maestro_cli.outputs import atomic_output, output_path, refuse_existing
+from maestro_cli.outputs import atomic_output, atomic_outputs, output_path, refuse_existing
 
 NAME = "transcribe"
+REPORT_SUFFIXES = (".csv", ".json")
 
 
 def command(
@@ -53,9 +54,16 @@ def command(
 ) -> None:
     """Transcribe piano recordings to MIDI; prints the output paths."""
     options = options or []
-    if score is not None or report is not None or aligner is not None:
+    if score is None and (report is not None or aligner is not None):
+        raise UsageError(f"{'--report' if report is not None else '--aligner'} needs --score, which is missing "
+                         "(the score of the recording)")
+    if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
+        raise UsageError(f"--report must name a .csv or .json file, not '{report.name}'")
+    if score is not None:
+        if (problem := input_problem(score)) is not None:
+            raise problem
         paths = batch_inputs(inputs, AUDIO_SUFFIXES)
-        if score is None or len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
+        if len(paths) != 1 or notes_csv or jobs or executor or manifest or skip_existing:
             raise UsageError("--score (with --report, --aligner) takes exactly one recording and no batch options")
         target = output_path(paths[0], ".mid", out_dir, out_file, overwrite)
         refuse_existing(report, overwrite)
@@ -84,9 +92,8 @@ def transcribe_one(transcriber, item: tuple[Path, tuple[Path, ...]]) -> None:
 
     audio, targets = item
     probe_audio(audio)  # a missing, empty or non-audio file fails here, before the model runs
-    with atomic_output(targets[0]) as tmp, (atomic_output(targets[1]) if len(targets) > 1 else
-                                            contextlib.nullcontext()) as tmp_csv:
-        transcriber.transcribe(audio, tmp, notes_csv=tmp_csv)
+    with atomic_outputs(*targets) as temps:  # the MIDI and its note CSV, or neither
+        transcriber.transcribe(audio, temps[0], notes_csv=temps[1] if len(temps) > 1 else None)
 
 
 def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path | None, transcriber: str | None,
@@ -106,12 +113,13 @@ def transcribe_with_score(audio: Path, score: Path, target: Path, report: Path |
                       markup=False, highlight=False, soft_wrap=True)
         with atomic_output(target) as tmp:
             tmp.write_bytes(run.transcription.midi)
+            if report is not None:  # --overwrite: a report of an earlier run must not describe this MIDI
+                report.unlink(missing_ok=True)
         return
-    with atomic_output(target) as tmp:
-        write_midi(run.result.notes, tmp, run.transcription.controls)
-    if report is not None:
-        with atomic_output(report) as tmp:
-            tmp.write_text(format_report(run.result, report), encoding="utf-8")
+    with atomic_outputs(target, *([report] if report is not None else [])) as temps:  # both or neither
+        write_midi(run.result.notes, temps[0], run.transcription.controls)
+        if report is not None:
+            temps[1].write_text(format_report(run.result, report), encoding="utf-8")
     counts = run.result.counts
     console.print(f"{audio.name}: {counts['confirmed'] + counts['recovered']} of {counts['score_notes']} score notes "
                   f"confirmed ({counts['recovered']} found among the transcriber's candidates), "

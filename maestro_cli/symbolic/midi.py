@@ -25,13 +25,27 @@ _TPQ = 500  # with 120 bpm one tick is 1 ms, one time step 10 ticks
 def file_head(path: Path | str, size: int) -> bytes:
     """The first ``size`` bytes of a file, to tell its format by content; one-line errors if missing or empty."""
     path = Path(path)
-    if not path.is_file():
-        raise MaestroError("no such file", path)
-    with path.open("rb") as handle:
-        head = handle.read(size)
+    try:
+        if not path.is_file():
+            raise MaestroError("is a folder, not a file" if path.is_dir() else "no such file", path)
+        with path.open("rb") as handle:
+            head = handle.read(size)
+    except OSError as exc:  # unreadable, a name too long
+        raise MaestroError((exc.strerror or type(exc).__name__).lower(), path) from None
     if not head:
         raise MaestroError("empty file (0 bytes)", path)
     return head
+
+
+def unreadable_midi(exc: Exception, path: Path | None) -> MaestroError:
+    """The one-line error for a file symusic could not parse: not a MIDI file at all, or what symusic says."""
+    if path is not None:
+        try:
+            if not is_midi(file_head(path, 12)):
+                return MaestroError("not a MIDI file (it does not start with MThd)", path)
+        except MaestroError as problem:
+            return problem
+    return MaestroError(f"not a readable MIDI file ({exc})", path)
 
 
 def is_midi(head: bytes) -> bool:
@@ -77,7 +91,7 @@ def parse_midi(source: Path | str | bytes, ttype: str = "tick"):
             return symusic.Score.from_midi(source, ttype=ttype)
         return symusic.Score(str(path), ttype=ttype)
     except Exception as exc:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MaestroError(f"not a readable MIDI file ({exc})", path) from None
+        raise unreadable_midi(exc, path) from None
 
 
 def read_midi(source: Path | str | bytes) -> Midi:

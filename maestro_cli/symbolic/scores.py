@@ -10,6 +10,7 @@ score as written and, when it has repeats (voltas, da capo), unfolded the way pa
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import warnings
@@ -32,6 +33,9 @@ FORMATS = ("musicxml", "mxl", "mei", "kern", "midi")
 DEFAULT_QPM = 120.0  # quarters per minute before the first tempo mark
 GRACE_S = 0.08  # a grace note lasts this long in seconds (it has no written duration)
 VELOCITY = 64  # scores have no dynamics in velocity terms: mezzo-forte
+QPM_RANGE = (10.0, 1000.0)  # tempo marks outside this many quarter notes per minute are ignored (typos, placeholders)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,7 +117,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
     if fmt == "midi":
         return [Score(_midi_notes(path), path, fmt)]
     part = _load_part(path, fmt)
-    plain = Score(_checked(_part_notes(part), path), path, fmt, "plain", part)
+    plain = Score(_checked(_part_notes(part, path), path), path, fmt, "plain", part)
     if not with_unfolded:
         return [plain]
     pt = import_partitura()
@@ -124,7 +128,7 @@ def _variants(path: Path, with_unfolded: bool) -> list[Score]:
             unfolded_part = pt.score.unfold_part_maximal(part, update_ids=True)
     except RecursionError:  # partitura's path search on very complex repeat structures
         return [plain]
-    notes = _part_notes(unfolded_part)
+    notes = _part_notes(unfolded_part, path, warn=False)
     if len(notes) == len(plain.notes):
         return [plain]
     return [plain, Score(_checked(notes, path), path, fmt, "unfolded", unfolded_part)]
@@ -163,8 +167,9 @@ def _load_part(path: Path, fmt: str):
         raise MaestroError(f"not a readable {fmt} score ({reason})", path) from None
 
 
-def _part_notes(part) -> np.ndarray:
-    """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks."""
+def _part_notes(part, path: Path, warn: bool = True) -> np.ndarray:
+    """SCORE_DTYPE notes of a partitura Part (ties merged), seconds from its tempo marks (those outside
+    :data:`QPM_RANGE` ignored, with a warning naming ``path`` and the measure when ``warn``)."""
     pt = import_partitura()
 
     with warnings.catch_warnings():
@@ -172,8 +177,7 @@ def _part_notes(part) -> np.ndarray:
         array = part.note_array()  # (include_grace_notes=True fails on grace chords in partitura 1.9)
         grace = {note.id for note in part.notes_tied if isinstance(note, pt.score.GraceNote)}
         measures = np.asarray(part.measure_number_map(array["onset_div"]), dtype=np.int32) if len(array) else []
-        tempos = [(float(part.quarter_map(tempo.start.t)), 6e7 / tempo.microseconds_per_quarter)
-                  for tempo in part.iter_all(pt.score.Tempo)]
+        tempos = _tempo_marks(part, path, warn)
     notes = np.zeros(len(array), SCORE_DTYPE)
     notes["id"], notes["pitch"] = array["id"], array["pitch"]
     notes["onset_beats"], notes["duration_beats"] = array["onset_beat"], array["duration_beat"]
@@ -184,7 +188,27 @@ def _part_notes(part) -> np.ndarray:
     notes["start_s"] = seconds(notes["onset_quarters"])
     notes["end_s"] = np.where(notes["grace"], notes["start_s"] + GRACE_S,
                               seconds(notes["onset_quarters"] + notes["duration_quarters"]))
-    return _sort(notes)
+    return merge_unisons(_sort(notes))
+
+
+def _tempo_marks(part, path: Path, warn: bool) -> list[tuple[float, float]]:
+    """``(quarter, quarters per minute)`` of the part's tempo marks within :data:`QPM_RANGE`."""
+    pt = import_partitura()
+
+    marks = []
+    for tempo in part.iter_all(pt.score.Tempo):
+        try:
+            qpm = float(pt.score.to_quarter_tempo(tempo.unit or "q", tempo.bpm))
+        except (ArithmeticError, ValueError, TypeError, KeyError):
+            qpm = float("nan")
+        if QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
+            marks.append((float(part.quarter_map(tempo.start.t)), qpm))
+        elif warn:
+            measure = int(part.measure_number_map(tempo.start.t))
+            log.warning(f"warning: {path}: measure {measure}: tempo mark of {tempo.bpm:g} "
+                        f"{'quarter notes' if (tempo.unit or 'q') == 'q' else tempo.unit} per minute ignored "
+                        f"(outside {QPM_RANGE[0]:g}-{QPM_RANGE[1]:g} quarter notes per minute)")
+    return marks
 
 
 def quarter_clock(tempos: list[tuple[float, float]]):
@@ -228,7 +252,7 @@ def _midi_notes(path: Path) -> np.ndarray:
     notes["onset_beats"], notes["measure"] = beats_and_measures(notes["onset_quarters"], signatures)
     end_beats, _ = beats_and_measures(notes["onset_quarters"] + notes["duration_quarters"], signatures)
     notes["duration_beats"] = end_beats - notes["onset_beats"]
-    notes = _sort(notes)
+    notes = merge_unisons(_sort(notes))
     notes["id"] = [f"n{k}" for k in range(len(notes))]
     return notes
 
@@ -256,6 +280,28 @@ def _sort(notes: np.ndarray) -> np.ndarray:
     """By onset, then pitch, then the longer first: of two unison notes a pianist plays the longer, and note
     matching, closest first, prefers the earlier of equally close score notes."""
     return notes[np.lexsort((-notes["duration_quarters"], notes["pitch"], notes["start_s"]))]
+
+
+def merge_unisons(notes: np.ndarray) -> np.ndarray:
+    """Sorted score notes with each doubled unison (two voices on one key at the same onset, partitura's
+    ``...voice_overlap`` notes) merged into one: a key is struck once at a time. The merged note keeps the id the file
+    gives it (not partitura's ``voice_overlap`` copy) and lasts as long as the longer of the two."""
+    if len(notes) < 2:
+        return notes
+    same = (notes["pitch"][1:] == notes["pitch"][:-1]) & np.isclose(notes["onset_quarters"][1:],
+                                                                      notes["onset_quarters"][:-1], atol=1e-6)
+    same &= ~notes["grace"][1:] & ~notes["grace"][:-1]
+    if not same.any():
+        return notes
+    group = np.concatenate([[0], np.cumsum(~same)])  # notes of one key at one onset share a group number
+    keep = np.concatenate([[True], ~same])
+    merged = notes[keep].copy()
+    for name in ("duration_quarters", "duration_beats", "end_s"):
+        merged[name] = np.maximum.reduceat(notes[name], np.flatnonzero(keep))
+    for k in np.flatnonzero(np.bincount(group) > 1):  # the id the file gives, not the "voice_overlap" copy's
+        ids = [str(i) for i in notes["id"][group == k]]
+        merged["id"][k] = next((i for i in ids if not i.endswith("voice_overlap")), ids[0])
+    return merged
 
 
 def performance_notes(notes: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@
 workers), or joins a cluster with ``-O address=auto`` (the node's running cluster) or ``-O address=ray://HEAD:10001``
 (Ray Client). Each actor reserves ``num_cpus`` CPUs and ``num_gpus`` GPUs; ``--jobs N`` actors (default: as many as
 the cluster's resources hold). At most two items per actor are in flight (``ray.wait``), so the input is read only
-as fast as the cluster works.
+as fast as the cluster works. When the command stops early (Ctrl-C, SIGTERM) its actors are killed, in a cluster it
+joined as well: items in flight are abandoned (their outputs never renamed into place).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from maestro_cli.errors import MaestroError
@@ -35,19 +39,52 @@ class RayOptions:
 
 
 class WorkerActor:
-    """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results."""
+    """A Ray actor: builds the backend once (``job.setup``), then runs items; errors come back as results.
 
-    def __init__(self, job: BatchJob, threads: str):
+    On the command's machine the actor watches the command's process (``driver``: host name and pid): once it is
+    gone (``kill -9``), the actor starts no other item and ends within :data:`DRIVER_POLL` seconds, the item in
+    progress never renamed into place. Ray itself takes about ten seconds to notice a lost driver.
+    """
+
+    def __init__(self, job: BatchJob, threads: str, driver: tuple[str, int] | None = None):
         from maestro_cli.batch.worker import Worker
 
         # Set here, not through a runtime_env: an actor with a runtime_env cannot take one of the idle workers Ray
         # starts with the node and waits for a new process instead. A fresh worker has not loaded torch or OpenMP.
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = threads
+        self.driver = driver[1] if driver and driver[0] == socket.gethostname() else None
+        if self.driver is not None:
+            threading.Thread(target=self._watch_driver, daemon=True).start()
         self.worker = Worker(job)
 
     def run(self, item: Any) -> ItemResult:
+        if self.driver is not None and not _alive(self.driver):
+            os._exit(1)  # the command is gone: take no other item
         return self.worker(item)
+
+    def _watch_driver(self) -> None:
+        while _alive(self.driver):
+            time.sleep(DRIVER_POLL)
+        os._exit(1)  # ends the item in progress before its output is renamed into place
+
+
+#: Seconds between an actor's checks that the command that drives it is still running.
+DRIVER_POLL = 0.1
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a killed one its parent has not reaped yet, a zombie, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process took the pid
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): the signal test is all there is
+        return True
 
 
 class RayExecutor:
@@ -62,6 +99,8 @@ class RayExecutor:
         from maestro_cli.batch.worker import raise_setup_error
 
         started = self._connect(ray)
+        actors: list[Any] = []
+        finished = False
         try:
             actors = self._actors(ray, job, workers)
             load = {actor: 0 for actor in actors}
@@ -87,7 +126,11 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # the actor died (out of memory, node lost): report the item
                     result = ItemResult(item, error=MaestroError(f"Ray worker failed: {type(exc).__name__}: {exc}"))
                 yield raise_setup_error(result)
+            finished = True
         finally:
+            if not finished:  # interrupted, or the consumer stopped: no item in flight may finish later
+                for actor in actors:
+                    ray.kill(actor, no_restart=True)
             if started:
                 ray.shutdown()
 
@@ -121,7 +164,8 @@ class RayExecutor:
             fits += [resources.get("GPU", 0) / gpus] if gpus else []
             workers = max(1, int(min(fits, default=1)))
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(WorkerActor)
-        return [actor.remote(job, str(max(1, int(cpus)))) for _ in range(workers)]
+        driver = (socket.gethostname(), os.getpid())
+        return [actor.remote(job, str(max(1, int(cpus))), driver) for _ in range(workers)]
 
 
 _END = object()
