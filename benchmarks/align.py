@@ -26,43 +26,22 @@ Prints rich tables (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-# run as a script, this folder comes first on sys.path, where another benchmark's tokenize.py would shadow the
-# standard library module numpy imports
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+from common import ASAP, CHOPIN, MAESTRO, MAPS, argument_parser, asap_performances, emit, run_process
+from common import console as make_console
+from rich.console import Console
+from rich.table import Table
 
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from maestro_cli.align.io import read_alignment
+from maestro_cli.metrics import alignment as metrics
+from maestro_cli.registry import get_backend, get_registry
 
-from maestro_cli.align.io import read_alignment  # noqa: E402
-from maestro_cli.metrics import alignment as metrics  # noqa: E402
-from maestro_cli.registry import get_backend, get_registry  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-MAESTRO = Path(sys.executable).parent / "maestro"
 SAMPLE_RATE = 22050
 LEAD_IN = 3.0
-
-
-def asap_performances(root: Path) -> list[dict]:
-    """One record per ASAP performance with annotations: paths of score, performance and both annotations."""
-    out = []
-    for score in sorted(root.rglob("midi_score.mid")):
-        folder = score.parent
-        for perf in sorted(folder.glob("*.mid")):
-            annotations = folder / f"{perf.stem}_annotations.txt"
-            if perf.name != "midi_score.mid" and annotations.is_file():
-                out.append({"name": str(folder.relative_to(root) / perf.stem), "score": score, "midi": perf,
-                            "score_ann": folder / "midi_score_annotations.txt", "perf_ann": annotations})
-    return out
 
 
 def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[float, float, bool]:
@@ -71,15 +50,11 @@ def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[
     CPU time, not wall time: on a shared machine the wall time says more about the neighbours than the code.
     """
     name, *options = backend.split(":")  # "dtw:refine=false" passes -O refine=false
-    command = [str(MAESTRO), "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
-               "--overwrite", *(arg for option in options for arg in ("-O", option))]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = usage.ru_utime + usage.ru_stime
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-    return seconds, usage.ru_maxrss / 1024, proc.returncode == 0
+    run = run_process([*MAESTRO, "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
+                       "--overwrite", *(arg for option in options for arg in ("-O", option))])
+    if not run.ok:
+        sys.stderr.write(run.stderr[-2000:])
+    return run.cpu_s, run.peak_mb, run.ok
 
 
 def noisy_ends(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -99,7 +74,7 @@ def evaluate(estimate: Path, record: dict, lead_in: float = 0.0) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--limit", type=int, default=0, help="only the first N performances (0: all)")
     parser.add_argument("--per-piece", type=int, default=0, help="at most N performances of each piece (0: all)")
     parser.add_argument("--only", default="", help="comma-separated substrings: only matching performances")
@@ -108,22 +83,14 @@ def main() -> None:
     parser.add_argument("--noisy-ends", action="store_true", help="also align renders with noise/applause ends")
     parser.add_argument("--backends", default="",
                         help="comma-separated aligners, each optionally name:key=value:... (default: all installed)")
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-align")
     args = parser.parse_args()
-    console = Console(stderr=True, width=200)
+    console = make_console(width=200)
     import soundfile
 
     backends = args.backends.split(",") if args.backends else ["dtw:refine=false", *get_registry("aligner").names()]
-    records = everything = asap_performances(args.shared / "asap-sample")
-    if args.per_piece:
-        kept, counts = [], {}
-        for record in records:
-            if counts.get(record["score"], 0) < args.per_piece:
-                counts[record["score"]] = counts.get(record["score"], 0) + 1
-                kept.append(record)
-        records = kept
+    everything = asap_performances(args.shared / ASAP)
+    records = asap_performances(args.shared / ASAP, args.per_piece)
     if args.only:
         records = [r for r in records if any(part in r["name"] for part in args.only.split(","))]
     if args.limit:
@@ -184,12 +151,11 @@ def main() -> None:
     console.print(table)
     maps = chopin = beats = []
     if not args.no_real:
-        beats = amaps_real(args.shared / "maps-disklavier", args.work, backends, console)
-        maps = maps_real(args.shared / "maps-disklavier", args.work, backends, console)
-        chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, everything,
-                              console)
-    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary,
-                      "maps_beats": beats, "maps": maps, "chopin": chopin}))
+        beats = amaps_real(args.shared / MAPS, args.work, backends, console)
+        maps = maps_real(args.shared / MAPS, args.work, backends, console)
+        chopin = chopin_smoke(args.shared / CHOPIN, args.work, backends, everything, console)
+    emit("align", {"performances": len(records), "results": summary, "maps_beats": beats, "maps": maps,
+                   "chopin": chopin})
 
 
 def amaps_real(folder: Path, work: Path, backends: list[str], console: Console) -> list[dict]:
