@@ -9,11 +9,16 @@ route aligns the performance MIDI itself. With ``--noisy-ends`` the audio also g
 Each alignment runs as its own ``maestro align`` process: CPU time (user + system) and peak memory (max RSS)
 are of the whole command, imports included. Beats are pooled over all performances; "x RT (CPU)" = seconds of music
 per CPU second.
-Real audio with ground truth: the 4 MAPS Disklavier recordings against their own notes re-timed by a known
-smooth tempo curve (the "score"), errors at every onset. Finally the two real Chopin Op. 10/3 recordings
+Real audio with ground truth: the 4 MAPS Disklavier recordings (1) against their A-MAPS scores with the tempo
+flattened (the MIDI's notes at their tick positions at one constant tempo), errors at the annotated A-MAPS beats,
+and (2) against their own notes re-timed by a known smooth tempo curve (the "score"), errors at every onset.
+Finally the two real Chopin Op. 10/3 recordings
 (``synctoolbox-chopin``, no ground truth) are aligned to
 their score with every backend: confidence, where the score's end lands, and how far the backends disagree;
 plus the confidence of each recording against a wrong score.
+
+The default backends are ``dtw:refine=false`` (the feature map, "chroma route"), ``dtw`` (refined by the note
+onsets of the default transcriber, onsets-frames) and every other installed aligner.
 
 Run: ``.venv/bin/python benchmarks/align.py [--per-piece N] [--limit N] [--noisy-ends] [--backends a,b]``.
 Prints rich tables (stderr) and one JSON line (stdout).
@@ -21,43 +26,22 @@ Prints rich tables (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-# run as a script, this folder comes first on sys.path, where another benchmark's tokenize.py would shadow the
-# standard library module numpy imports
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+from common import ASAP, CHOPIN, MAESTRO, MAPS, argument_parser, asap_performances, emit, run_process
+from common import console as make_console
+from rich.console import Console
+from rich.table import Table
 
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from maestro_cli.align.io import read_alignment
+from maestro_cli.metrics import alignment as metrics
+from maestro_cli.registry import get_backend, get_registry
 
-from maestro_cli.align.io import read_alignment  # noqa: E402
-from maestro_cli.metrics import alignment as metrics  # noqa: E402
-from maestro_cli.registry import get_backend, get_registry  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-MAESTRO = Path(sys.executable).parent / "maestro"
 SAMPLE_RATE = 22050
 LEAD_IN = 3.0
-
-
-def asap_performances(root: Path) -> list[dict]:
-    """One record per ASAP performance with annotations: paths of score, performance and both annotations."""
-    out = []
-    for score in sorted(root.rglob("midi_score.mid")):
-        folder = score.parent
-        for perf in sorted(folder.glob("*.mid")):
-            annotations = folder / f"{perf.stem}_annotations.txt"
-            if perf.name != "midi_score.mid" and annotations.is_file():
-                out.append({"name": str(folder.relative_to(root) / perf.stem), "score": score, "midi": perf,
-                            "score_ann": folder / "midi_score_annotations.txt", "perf_ann": annotations})
-    return out
 
 
 def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[float, float, bool]:
@@ -65,16 +49,12 @@ def run_align(performance: Path, score: Path, backend: str, out: Path) -> tuple[
 
     CPU time, not wall time: on a shared machine the wall time says more about the neighbours than the code.
     """
-    name, *options = backend.split(":")  # "dtw:score_features=symbolic" passes -O score_features=symbolic
-    command = [str(MAESTRO), "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
-               "--overwrite", *(arg for option in options for arg in ("-o", option))]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = usage.ru_utime + usage.ru_stime
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-    return seconds, usage.ru_maxrss / 1024, proc.returncode == 0
+    name, *options = backend.split(":")  # "dtw:refine=false" passes -O refine=false
+    run = run_process([*MAESTRO, "align", str(performance), "--score", str(score), "-b", name, "-o", str(out),
+                       "--overwrite", *(arg for option in options for arg in ("-O", option))])
+    if not run.ok:
+        sys.stderr.write(run.stderr[-2000:])
+    return run.cpu_s, run.peak_mb, run.ok
 
 
 def noisy_ends(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,34 +74,29 @@ def evaluate(estimate: Path, record: dict, lead_in: float = 0.0) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--limit", type=int, default=0, help="only the first N performances (0: all)")
     parser.add_argument("--per-piece", type=int, default=0, help="at most N performances of each piece (0: all)")
     parser.add_argument("--only", default="", help="comma-separated substrings: only matching performances")
     parser.add_argument("--no-real", action="store_true", help="skip the real recordings (MAPS, Chopin)")
+    parser.add_argument("--no-asap", action="store_true", help="skip the ASAP renders (only the real recordings)")
     parser.add_argument("--noisy-ends", action="store_true", help="also align renders with noise/applause ends")
     parser.add_argument("--backends", default="",
                         help="comma-separated aligners, each optionally name:key=value:... (default: all installed)")
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-align")
     args = parser.parse_args()
-    console = Console(stderr=True, width=200)
+    console = make_console(width=200)
     import soundfile
 
-    backends = args.backends.split(",") if args.backends else get_registry("aligner").names()
-    records = asap_performances(args.shared / "asap-sample")
-    if args.per_piece:
-        kept, counts = [], {}
-        for record in records:
-            if counts.get(record["score"], 0) < args.per_piece:
-                counts[record["score"]] = counts.get(record["score"], 0) + 1
-                kept.append(record)
-        records = kept
+    backends = args.backends.split(",") if args.backends else ["dtw:refine=false", *get_registry("aligner").names()]
+    everything = asap_performances(args.shared / ASAP)
+    records = asap_performances(args.shared / ASAP, args.per_piece)
     if args.only:
         records = [r for r in records if any(part in r["name"] for part in args.only.split(","))]
     if args.limit:
         records = records[: args.limit]
+    if args.no_asap:
+        records = []
     args.work.mkdir(parents=True, exist_ok=True)
     renderer = get_backend("renderer", "soundfont").create(["channels=1"])
     routes = ["audio", "midi"] + (["audio, noisy ends"] if args.noisy_ends else [])
@@ -174,13 +149,51 @@ def main() -> None:
                       f"{stats['p90_ms']:.1f}", *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100, 200)),
                       f"{row['x_realtime']:.1f}", f"{slot['peak_mb']:.0f}", str(slot["failed"]))
     console.print(table)
-    maps = chopin = []
+    maps = chopin = beats = []
     if not args.no_real:
-        maps = maps_real(args.shared / "maps-disklavier", args.work, backends, console)
-        chopin = chopin_smoke(args.shared / "synctoolbox-chopin" / "data_music", args.work, backends, records,
-                              console)
-    print(json.dumps({"benchmark": "align", "performances": len(records), "results": summary, "maps": maps,
-                      "chopin": chopin}))
+        beats = amaps_real(args.shared / MAPS, args.work, backends, console)
+        maps = maps_real(args.shared / MAPS, args.work, backends, console)
+        chopin = chopin_smoke(args.shared / CHOPIN, args.work, backends, everything, console)
+    emit("align", {"performances": len(records), "results": summary, "maps_beats": beats, "maps": maps,
+                   "chopin": chopin})
+
+
+def amaps_real(folder: Path, work: Path, backends: list[str], console: Console) -> list[dict]:
+    """Real recordings against tempo-flattened scores: errors at the A-MAPS beats, per backend; CPU time relative
+    to the first backend (the whole ``maestro align`` process each time)."""
+    import soundfile
+
+    pairs = amaps_pairs(folder, work)
+    table = Table(title=f"MAPS Disklavier, {len(pairs)} real recordings vs tempo-flattened A-MAPS scores "
+                        "(A-MAPS beats pooled)")
+    for column in ("backend", "beats", "mean ms", "median ms", "≤25", "≤50", "≤100", "≤50 per recording",
+                   "CPU s", "CPU vs first", "peak MB"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    rows, first_cpu = [], None
+    music = sum(soundfile.info(str(pair["audio"])).duration for pair in pairs)
+    for backend in backends:
+        errors, seconds, peak, info = [], 0.0, 0.0, {}
+        for pair in pairs:
+            out = work / f"amaps.{pair['name']}.{backend.replace(':', '_')}.csv"
+            took, rss, ok = run_align(pair["audio"], pair["score"], backend, out)
+            seconds, peak = seconds + took, max(peak, rss)
+            if ok:
+                s, p, info[pair["name"]] = read_alignment(out)
+                errors.append(metrics.alignment_errors(pair["ref_score"], pair["ref_perf"], s, p))
+        if not errors:
+            continue
+        first_cpu = first_cpu or seconds
+        stats = metrics.summarize(np.concatenate(errors))
+        per = [float(100 * np.mean(e <= 0.05 + 1e-9)) for e in errors]
+        pinned = [meta.get("pinned_onsets", 0) / max(meta.get("score_onsets", 1), 1) for meta in info.values()]
+        rows.append({"backend": backend, **stats, "within_50ms_per_recording": per, "cpu_s": seconds,
+                     "cpu_vs_first": seconds / first_cpu, "x_realtime": music / seconds, "peak_mb": peak,
+                     "pinned_onset_share": pinned if any(pinned) else None})
+        table.add_row(backend, str(stats["points"]), f"{stats['mean_ms']:.1f}", f"{stats['median_ms']:.1f}",
+                      *(f"{stats[f'within_{t}ms']:.1f}" for t in (25, 50, 100)), " ".join(f"{x:.0f}" for x in per),
+                      f"{seconds:.0f}", f"{seconds / first_cpu:.2f}", f"{peak:.0f}")
+    console.print(table)
+    return rows
 
 
 def maps_real(folder: Path, work: Path, backends: list[str], console: Console) -> list[dict]:
@@ -230,6 +243,46 @@ def maps_pairs(folder: Path, work: Path) -> list[dict]:
         onsets = np.unique(rows[:, 0])
         out.append({"name": tsv.stem, "audio": folder / "flac" / f"{tsv.stem}.flac", "score": score,
                     "ref_score": warp(onsets), "ref_perf": onsets})
+    return out
+
+
+def amaps_pairs(folder: Path, work: Path) -> list[dict]:
+    """Real Disklavier recordings with A-MAPS beat annotations, against a tempo-flattened score: the A-MAPS MIDI's
+    notes at their tick positions at one constant tempo (the performance's mean). A beat's score time is its tick
+    (the annotated performance time through the MIDI's tempo map, which follows the performance) at that tempo."""
+    import symusic
+
+    from maestro_cli.symbolic.notes import make_notes
+
+    out = []
+    for midi in sorted((folder / "a-maps").glob("R_*_A_MAPS_*.mid")):
+        stem = "MAPS_MUS-" + midi.stem.split("_A_MAPS_", 1)[1]
+        annotation = midi.with_name(midi.stem.split("_A_MAPS_")[0] + "_A_MAPS_annotation.tsv")
+        ticks, seconds = symusic.Score(str(midi)), symusic.Score(str(midi), ttype="second")
+        tempo_ticks = np.array([tempo.time for tempo in ticks.tempos], float)
+        tempo_seconds = np.zeros(len(ticks.tempos))
+        for k in range(1, len(ticks.tempos)):  # seconds at each tempo change
+            previous = ticks.tempos[k - 1]
+            tempo_seconds[k] = tempo_seconds[k - 1] + (tempo_ticks[k] - tempo_ticks[k - 1]) / ticks.ticks_per_quarter \
+                * previous.mspq / 1e6
+        notes_t = [note for track in ticks.tracks for note in track.notes]
+        notes_s = [note for track in seconds.tracks for note in track.notes]
+        end_tick, end_s = max(n.end for n in notes_t), max(n.end for n in notes_s)
+        qpm = (end_tick / ticks.ticks_per_quarter) / (end_s / 60.0)  # the mean tempo
+        flat = lambda tick: np.asarray(tick, float) / ticks.ticks_per_quarter * 60.0 / qpm  # noqa: E731
+        notes = make_notes(np.array([n.pitch for n in notes_t]), flat([n.time for n in notes_t]),
+                           flat([n.end for n in notes_t]), np.array([n.velocity for n in notes_t]))
+        score = work / f"amaps.{stem}.score.mid"
+        if not score.exists():
+            write_notes_midi(notes, score)
+        beats = np.loadtxt(annotation, usecols=0, delimiter="\t", ndmin=1)
+        beats = beats[beats >= min(n.time for n in notes_s) - 0.01]  # none before the music starts
+        beat_ticks = np.interp(beats, tempo_seconds, tempo_ticks)
+        last = beats > tempo_seconds[-1]  # the last tempo segment, extended
+        beat_ticks[last] = tempo_ticks[-1] + (beats[last] - tempo_seconds[-1]) * 1e6 / ticks.tempos[-1].mspq \
+            * ticks.ticks_per_quarter
+        out.append({"name": stem, "audio": folder / "flac" / f"{stem}.flac", "score": score,
+                    "ref_score": flat(beat_ticks), "ref_perf": beats})
     return out
 
 

@@ -311,3 +311,98 @@ def test_pipe_from_transcribe(piece, tmp_path):
     assert info["kind"] == "midi" and info["performance"].endswith("perf.mid")
     errors = onset_errors(Alignment(s, p, info), piece["notes"])
     assert np.mean(errors <= 0.05) >= 0.9
+
+
+# ------------------------------------------------------------------------------------- refined by note onsets
+
+
+@pytest.fixture(scope="module")
+def maps_excerpt(shared_data, tmp_path_factory) -> dict:
+    """The first 8 s of a real Disklavier recording (MAPS, Chopin Prelude 14) and, as its score, its own notes
+    (MAPS ground truth) re-timed by a known tempo curve: score time = warp(performance time)."""
+    import soundfile
+
+    folder = tmp_path_factory.mktemp("maps")
+    name = "MAPS_MUS-chpn-p14_ENSTDkAm"
+    audio, rate = soundfile.read(str(shared_data / "maps-disklavier" / "flac" / f"{name}.flac"), dtype="float32")
+    wav = folder / "excerpt.wav"
+    soundfile.write(str(wav), audio[: 8 * rate], rate)
+    rows = np.loadtxt(shared_data / "maps-disklavier" / "tsv" / f"{name}.tsv", skiprows=1, ndmin=2)
+    rows = rows[rows[:, 0] < 7.5]
+
+    def warp(t):
+        return 0.9 * np.asarray(t) + 0.25 * np.sin(2 * np.pi * np.asarray(t) / 8.0)  # slope 0.7..1.1
+
+    notes = [(int(p), float(warp(on)), float(warp(min(off, 8.0))), int(v)) for on, off, p, v in rows]
+    onsets = np.unique(rows[:, 0])
+    return {"wav": wav, "score": write_midi(folder / "score.mid", notes), "ref_score": warp(onsets),
+            "ref_perf": onsets}
+
+
+@pytest.mark.slow
+def test_refined_route_on_a_real_recording(maps_excerpt, tmp_path):
+    """The align command refines the audio map by the transcriber's onsets: a strictly increasing map, close to the
+    true note times, and the sidecar tells how many notes pinned it and where it fell back to the features."""
+    out = tmp_path / "refined.csv"
+    result = run_maestro("align", str(maps_excerpt["wav"]), "--score", str(maps_excerpt["score"]), "-o", str(out))
+    assert result.code == 0, result.stderr
+    s, p, info = read_alignment(out)  # also checks that both columns strictly increase
+    assert info["refined"] is True and info["transcriber"] == "onsets-frames"
+    from maestro_cli.symbolic.scores import read_score
+
+    score_onsets = len(np.unique(np.round(read_score(maps_excerpt["score"]).notes["start_s"], 4)))
+    assert 0 < info["pinned_onsets"] <= info["score_onsets"] == score_onsets
+    assert info["pinned_notes"] >= info["pinned_onsets"]
+    assert info["pinned_onsets"] >= 0.5 * info["score_onsets"]
+    spans = np.asarray(info["fallback_spans_s"], float).reshape(-1, 2)
+    assert np.all(spans[:, 1] > spans[:, 0]) and np.all(spans[:, 0] >= s[0] - 1e-6)
+    errors = metrics.alignment_errors(maps_excerpt["ref_score"], maps_excerpt["ref_perf"], s, p)
+    assert np.mean(errors <= 0.05) >= 0.9, np.mean(errors <= 0.05)
+
+
+@pytest.mark.slow
+def test_refine_false_keeps_the_feature_map(maps_excerpt):
+    """``-O refine=false`` gives exactly the map of the features and DTW alone, even with a transcriber given."""
+    from maestro_cli.align import dtw
+    from maestro_cli.align import features as sync_features
+    from maestro_cli.audio.io import load_audio
+    from maestro_cli.symbolic.scores import read_score
+
+    aligner = get_backend("aligner", "dtw").create(["refine=false"])
+    aligner.transcriber = object()  # never called
+    result = aligner.align(maps_excerpt["wav"], maps_excerpt["score"], kind="audio")
+    assert result.info["refined"] is False and "pinned_notes" not in result.info
+    performance = sync_features.audio_features(load_audio(maps_excerpt["wav"], sync_features.SAMPLE_RATE))
+    score = sync_features.audio_features(sync_features.render_score(read_score(maps_excerpt["score"])))
+    path = dtw.align_features(score, performance)
+    frames_s, frames_p = dtw.strict_pairs(path.score_frames, path.performance_frames)
+    np.testing.assert_array_equal(result.score_times, score.time(frames_s))
+    np.testing.assert_array_equal(result.performance_times, performance.time(frames_p))
+
+
+def test_onset_map_drops_a_stray_pin_and_falls_back_where_nothing_was_played():
+    """Chords every 0.5 s played 1.2x slower; one transcribed chord 120 ms late (a single note), none for 6 s; the
+    feature path 30 ms off everywhere. The map follows the played onsets, ignores the stray and follows the
+    (shifted) feature path through the silent stretch, which the result names."""
+    from maestro_cli.align.onset_map import onset_map
+    from maestro_cli.symbolic.notes import make_notes
+    from maestro_cli.symbolic.scores import SCORE_DTYPE
+
+    times = np.arange(0.0, 20.0, 0.5)
+    score = np.zeros(2 * len(times), SCORE_DTYPE)
+    score["start_s"], score["pitch"] = np.repeat(times, 2), np.tile([48, 64], len(times)) + np.repeat(
+        np.arange(len(times)) % 5, 2)
+    score["end_s"] = score["start_s"] + 0.4
+    truth = 1.2 * score["start_s"] + 0.5
+    heard = (score["start_s"] < 8.0) | (score["start_s"] >= 14.0)
+    stray = score["start_s"] == 3.0
+    played = make_notes(score["pitch"][heard & ~(stray & (score["pitch"] < 60))],
+                        (truth + 0.12 * stray)[heard & ~(stray & (score["pitch"] < 60))], 0.0, 64)
+    played["end_s"] = played["start_s"] + 0.3
+    feature_s = np.linspace(0.0, 20.0, 1001)
+    refined = onset_map(score, played, feature_s, 1.2 * feature_s + 0.5 + 0.03)
+    mapped = metrics.map_times(times, refined.score_times, refined.performance_times)
+    assert np.all(np.diff(refined.score_times) > 0) and np.all(np.diff(refined.performance_times) > 0)
+    assert np.max(np.abs(mapped - (1.2 * times + 0.5))) < 0.002  # the stray is not followed
+    assert refined.pinned_onsets == len(times) - 12 - 1 and refined.score_onsets == len(times)
+    assert [7.5, 14.0] in refined.info()["fallback_spans_s"]

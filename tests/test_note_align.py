@@ -387,3 +387,49 @@ def test_grace_note_takes_the_earlier_key_stroke():
                     float(played["start_s"][b])) for a, b in zip(matching.score_index, matching.performance_index))
     assert pairs == [(0.0, 60, False, 0.0), (1.0, 73, False, 1.1), (1.0, 73, True, 0.98), (3.0, 41, True, 1.6),
                      (3.0, 48, True, 2.2), (3.0, 69, False, 3.0), (4.0, 60, False, 4.0)]
+
+
+def _stretched_end(source: Path, target: Path, factor: float, share: float):
+    """``source`` with its last ``share`` of the time from first to last onset played ``factor`` times slower
+    (notes, pedals, tempo events), written to ``target``; returns the time warp."""
+    import symusic
+
+    midi = symusic.Score(str(source), ttype="second")
+    onsets = [note.time for track in midi.tracks for note in track.notes]
+    start = min(onsets) + (1 - share) * (max(onsets) - min(onsets))
+
+    def warp(t: float) -> float:
+        return start + factor * (t - start) if t > start else t
+
+    for track in midi.tracks:
+        for note in track.notes:
+            begin, end = warp(note.time), warp(note.end)
+            note.time, note.duration = begin, end - begin
+        for control in track.controls:
+            control.time = warp(control.time)
+    for tempo in midi.tempos[1:]:
+        tempo.time = warp(tempo.time)
+    midi.dump_midi(str(target))
+    return warp
+
+
+@pytest.mark.slow
+def test_repeated_figures_hold_under_a_final_ritardando(shared_data, tmp_path):
+    """Every Vienna 4x22 performance with its last quarter played 2.5x slower (Chopin Op. 38 ends on five
+    alternations of the same two chords and five repeated A's) keeps match F >= 0.99 against its match file."""
+    from maestro_cli.align.notes import Reference, format_csv
+
+    root = shared_data / "vienna4x22"
+    aligner = get_backend("aligner", "dtw").create()
+    scored = {}
+    for match in sorted((root / "match").glob("*.match")):
+        perf = tmp_path / f"{match.stem}.mid"
+        warp = _stretched_end(root / "midi" / f"{match.stem}.mid", perf, 2.5, 0.25)
+        reference = Reference([(label, score_id, None if note is None else (note[0], warp(note[1])))
+                               for label, score_id, note in read_reference(match).items])
+        result = aligner.align(perf, root / "musicxml" / f"{match.stem.rsplit('_', 1)[0]}.musicxml", kind="midi")
+        estimate = tmp_path / f"{match.stem}.notes.csv"
+        estimate.write_text(format_csv(result.notes))
+        scored[match.stem] = metrics.note_alignment_scores(read_reference(estimate), reference)["match_f"]
+    assert len(scored) == 8
+    assert min(scored.values()) >= 0.99, scored

@@ -267,15 +267,11 @@ MAPS_SECONDS = 10.0
 def maps_page(shared_data, tmp_path_factory):
     """The report of the first seconds of a real MAPS recording (onsets-frames, the fastest transcriber) against its
     score flattened from the A-MAPS MIDI (benchmarks/informed_transcription.py)."""
-    import importlib.util
-
     import soundfile
-    from helpers import REPO
+    from helpers import benchmark
 
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("informed_bench", REPO / "benchmarks" / "informed_transcription.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark("informed_transcription")
     data, folder = shared_data / "maps-disklavier", tmp_path_factory.mktemp("maps")
     audio, rate = soundfile.read(data / "flac" / f"{MAPS}.flac", frames=int(MAPS_SECONDS * 16000), dtype="float32")
     soundfile.write(folder / "clip.flac", audio, rate)

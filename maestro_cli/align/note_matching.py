@@ -186,12 +186,25 @@ def refine(score_notes: np.ndarray, performance_notes: np.ndarray, map_score: np
 
 #: Half-width in seconds of the band around a coarse map in which :func:`chord_chain` pairs chords: the size of
 #: the map's errors it can repair (Vienna 4x22: the same matching for 4 and 8 s; 2 s leaves repeated chords of
-#: Chopin Op. 38 one repetition off).
+#: Chopin Op. 38 one repetition off). Seconds at the score's tempo or slower: where the map says the performance
+#: is slower than the score (a ritardando, a fermata), the band widens with it (:func:`tempo_band`).
 ORDER_BAND = 4.0
+#: The map's local tempo for :func:`tempo_band` is its mean slope over this many score seconds around a chord.
+TEMPO_SPAN = 4.0
 #: Played notes starting within this many seconds of a chord's first note belong to it (chord spread, melody
 #: lead and rolled-chord onsets are mostly a few tens of ms; a slower roll splits into several played chords,
 #: which the order alignment leaves unmatched but for one).
 CHORD_SPREAD = 0.05
+
+
+def tempo_band(times: np.ndarray, map_score: np.ndarray, map_performance: np.ndarray, band: float) -> np.ndarray:
+    """``band`` seconds at each score time, times the map's local slowing down (its mean slope over
+    :data:`TEMPO_SPAN` score seconds, when above 1): a 2.5x final ritardando leaves the band 2.5x wider, so the
+    map's errors there, in performance seconds, stay within reach."""
+    half = TEMPO_SPAN / 2
+    slope = (extrapolated(times + half, map_score, map_performance)
+             - extrapolated(times - half, map_score, map_performance)) / TEMPO_SPAN
+    return band * np.maximum(slope, 1.0)
 
 
 def played_chords(performance_notes: np.ndarray, spread: float = CHORD_SPREAD) -> tuple[np.ndarray, np.ndarray]:
@@ -216,9 +229,10 @@ def chord_chain(score_notes: np.ndarray, performance_notes: np.ndarray, map_scor
 
     Score chords are the distinct onsets of the non-grace notes; played chords come from :func:`played_chords`
     (``performance_notes`` sorted by onset). A score chord may pair with a played chord starting within
-    ``band`` s of its mapped time; the chain of pairs, strictly increasing on both sides, maximises the number
-    of shared pitches, and among equal counts the closeness to the map. Each pair gives an anchor (the chord's
-    score time, the median onset of its shared notes), kept strictly increasing.
+    ``band`` s of its mapped time (wider where the map slows down, :func:`tempo_band`); the chain of pairs,
+    strictly increasing on both sides, maximises the number of shared pitches, and among equal counts the
+    closeness to the map. Each pair gives an anchor (the chord's score time, the median onset of its shared
+    notes), kept strictly increasing.
     """
     keep = np.flatnonzero(~score_notes["grace"])
     times, score_chord = np.unique(np.round(score_notes["start_s"][keep], 4), return_inverse=True)
@@ -230,9 +244,10 @@ def chord_chain(score_notes: np.ndarray, performance_notes: np.ndarray, map_scor
     perf_sets = np.zeros((len(starts), 128), np.int32)
     perf_sets[perf_chord, performance_notes["pitch"]] = 1
     predicted = extrapolated(times, map_score, map_performance)
-    lo = np.searchsorted(starts, predicted - band)
-    hi = np.searchsorted(starts, predicted + band, side="right")
-    tie = 1.0 / (2.0 * band * (len(score_notes) + 1))  # all distances together weigh less than one pitch
+    widths = tempo_band(times, map_score, map_performance, band)
+    lo = np.searchsorted(starts, predicted - widths)
+    hi = np.searchsorted(starts, predicted + widths, side="right")
+    tie = 1.0 / (2.0 * widths.max() * (len(score_notes) + 1))  # all distances together weigh less than one pitch
     cells_i, cells_j, cells_w = [], [], []
     for i in np.flatnonzero(hi > lo):
         shared = perf_sets[lo[i]:hi[i]] @ score_sets[i]
@@ -243,7 +258,7 @@ def chord_chain(score_notes: np.ndarray, performance_notes: np.ndarray, map_scor
     if not cells_i:
         return np.zeros(0), np.zeros(0)
     ci, cj, cw = np.concatenate(cells_i), np.concatenate(cells_j), np.concatenate(cells_w)
-    chain = _heaviest_chain(ci, cj, cw, len(starts))
+    chain = heaviest_chain(ci, cj, cw, len(starts))
     s_out, p_out = [], []
     for c in chain:
         notes = (perf_chord == cj[c]) & (score_sets[ci[c]][performance_notes["pitch"]] > 0)
@@ -254,7 +269,7 @@ def chord_chain(score_notes: np.ndarray, performance_notes: np.ndarray, map_scor
     return s_out[ordered], p_out[ordered]
 
 
-def _heaviest_chain(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int) -> list[int]:
+def heaviest_chain(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int) -> list[int]:
     """Indices of the cells forming the heaviest chain strictly increasing in row and column (a Fenwick tree
     of prefix maxima over columns; rows in order, each row's cells from the right so they do not chain)."""
     best_value = np.zeros(n_cols + 1)

@@ -33,6 +33,8 @@ NAME = "align"
 
 
 FORMATS = ("csv", "json", "midi", "notes", "match")
+#: The transcriber refining audio maps unless --transcriber names another: the fastest good one.
+REFINE_TRANSCRIBER = "onsets-frames"
 #: The names ``-o`` may give each format's file.
 FILE_SUFFIXES = {"csv": (".csv",), "json": (".json",), "midi": (".mid", ".midi"), "notes": (".csv",),
                  "match": (".match",)}
@@ -54,8 +56,9 @@ def command(
         "csv (score_time_s,performance_time_s + JSON sidecar), json, midi (score re-timed), "
         "notes (one row per score note and extra note), or match (match file).")),
     transcriber: Optional[str] = typer.Option(None, "--transcriber", help=(
-        "Audio performances, --format notes/match: the transcriber whose notes are matched "
-        "(default: the best installed).")),
+        "Audio performances: the transcriber whose note onsets refine the map (aligners with -O refine, default "
+        f"{REFINE_TRANSCRIBER}) and whose notes --format notes/match pairs with the score (default: the same, or "
+        "the best installed with -O refine=false).")),
     backend: Optional[str] = BACKEND,
     overwrite: bool = OVERWRITE,
     skip_existing: bool = SKIP_EXISTING,
@@ -103,13 +106,20 @@ def command(
 
 
 class PairAligner:
-    """A worker's aligner, built once, and the transcriber that gives audio performances their notes for
-    ``--format notes``/``match``, built on first use."""
+    """A worker's aligner, built once, and the transcriber that gives audio performances their notes (to refine
+    the map, for aligners that want one, and for ``--format notes``/``match``), built on first use."""
 
     def __init__(self, backend: str | None, options: list[str], transcriber: str | None):
         self.aligner = create_backend("aligner", backend, options)
-        self.transcriber_name = transcriber
+        self.refines = getattr(self.aligner, "uses_transcriber", False)
+        self.transcriber_name = transcriber or (REFINE_TRANSCRIBER if self.refines else None)
         self.transcriber = None
+
+    def _transcriber(self):
+        if self.transcriber is None:
+            chosen = get_backend("transcriber", self.transcriber_name)
+            self.transcriber, self.transcriber_name = chosen.create([]), chosen.name
+        return self.transcriber
 
     def align(self, performance: Path, score: Path, out_format: str) -> Alignment:
         """Align ``performance`` (audio or MIDI, told by its content) to ``score``."""
@@ -117,13 +127,15 @@ class PairAligner:
         from maestro_cli.align.transcribed import note_alignment
 
         kind = detect_kind(performance)
+        if kind == "audio" and self.refines:
+            self.aligner.transcriber = self._transcriber()
         result = self.aligner.align(performance, score, kind=kind)
-        if out_format in ("notes", "match") and result.notes is None and kind == "audio":
-            if self.transcriber is None:
-                chosen = get_backend("transcriber", self.transcriber_name)
-                self.transcriber, self.transcriber_name = chosen.create([]), chosen.name
-            result.notes = note_alignment(result, performance, score, self.transcriber)
+        if kind == "audio" and self.refines:
             result.info["transcriber"] = self.transcriber_name
+        if out_format in ("notes", "match") and result.notes is None and kind == "audio":
+            result.notes = note_alignment(result, performance, score, self._transcriber())
+            result.info["transcriber"] = self.transcriber_name
+        if result.notes is not None and kind == "audio":
             result.info.update(result.notes.counts())
         warn_if_unlikely(result, performance, score)
         return result
