@@ -17,8 +17,6 @@ Prints rich tables (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -28,6 +26,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `maestro generate` doe
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from common import argument_parser, emit, repeat  # noqa: E402
+from common import console as make_console  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -43,15 +43,14 @@ def train_speed(preset: str, batch: int, seq_len: int, steps: int) -> float:
     model = Transformer(preset_config(preset, events.VOCAB_SIZE, max_seq_len=seq_len))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(0, events.NUM_EVENTS, (batch, seq_len))
-    best = float("inf")
-    for _ in range(steps + 1):
-        start = time.perf_counter()
+
+    def step() -> None:
         loss = F.cross_entropy(model(x).flatten(0, 1), x.flatten())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        best = min(best, time.perf_counter() - start)
-    return batch * seq_len / best
+
+    return batch * seq_len / repeat(step, runs=steps, warmup=1).best
 
 
 def sample_speed(model: Transformer, batch: int, n_events: int, use_cache: bool) -> float:
@@ -124,7 +123,7 @@ def step_profile(checkpoint: Path | None, steps: int, console: Console) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, shared=False)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--events", type=int, default=600, help="events per row for the sampling comparison")
     parser.add_argument("--batch", type=int, default=4)
@@ -132,10 +131,10 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=0, help="profile this many sampling steps instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    console = Console(stderr=True)
+    console = make_console()
     if args.profile_steps:
-        print(json.dumps({"benchmark": "generate-step-profile", "threads": args.threads,
-                          **step_profile(args.checkpoint, args.profile_steps, console)}))
+        emit("generate-step-profile", {"threads": args.threads,
+                                       **step_profile(args.checkpoint, args.profile_steps, console)})
         return
 
     training = {preset: train_speed(preset, batch, seq, 3)
@@ -161,10 +160,9 @@ def main() -> None:
     seconds, source = end_to_end(args.checkpoint)
     verdict = "meets" if seconds < 30 else "misses"
     console.print(f"4 pieces x 30 s ({source}): {seconds:.1f} s ({verdict} the 30 s target)")
-    print(json.dumps({"benchmark": "generate", "threads": args.threads,
-                      "train_tokens_per_s": {k: round(v) for k, v in training.items()},
+    emit("generate", {"threads": args.threads, "train_tokens_per_s": {k: round(v) for k, v in training.items()},
                       "sample_events_per_s": {"kv_cache": round(cached), "no_cache": round(naive)},
-                      "four_by_30s_seconds": round(seconds, 2), "four_by_30s_model": source}))
+                      "four_by_30s_seconds": round(seconds, 2), "four_by_30s_model": source})
 
 
 if __name__ == "__main__":

@@ -24,12 +24,6 @@ Prints a rich table (stderr) and one JSON line (stdout).
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import multiprocessing
-import os
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,7 +31,18 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from rich.console import Console
+from common import (
+    MAESTRO_EXCERPT,
+    MAESTRO_MIDI,
+    MAPS,
+    amaps_midi,
+    argument_parser,
+    emit,
+    isolated,
+    maestro_test_rows,
+    peak_rss_mb,
+)
+from common import console as make_console
 from rich.table import Table
 
 from maestro_cli.audio.io import probe_audio
@@ -45,10 +50,9 @@ from maestro_cli.metrics.transcription import evaluate_notes, evaluate_pedal, me
 from maestro_cli.registry import get_backend, get_registry
 from maestro_cli.symbolic.midi import read_notes
 
-REPO = Path(__file__).resolve().parents[1]
 FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATE = 44100
-console = Console(stderr=True, width=180)
+console = make_console(width=180)
 
 
 @dataclass
@@ -77,11 +81,11 @@ def cut_spans(spans: np.ndarray, seconds: float) -> np.ndarray:
 
 
 def maps_items(shared: Path, seconds: float, cache: Path) -> list[Item]:
-    folder = shared / "maps-disklavier"
+    folder = shared / MAPS
     items = []
     for flac in sorted((folder / "flac").glob("*.flac")):
         piece = flac.stem.removeprefix("MAPS_MUS-")
-        midi = next((folder / "a-maps").glob(f"R_*_A_MAPS_{piece}.mid"))
+        midi = amaps_midi(folder, piece)
         refs = {"maps": read_notes(folder / "tsv" / f"{flac.stem}.tsv"), "maps-pedal": read_notes(midi)}
         pedals = {"maps-pedal": read_sustain(midi)}
         if seconds and probe_audio(flac).duration > seconds:
@@ -99,7 +103,7 @@ def maps_items(shared: Path, seconds: float, cache: Path) -> list[Item]:
 
 def excerpt_items(shared: Path) -> list[Item]:
     items = []
-    for wav in sorted((shared / "maestro-audio-excerpt").rglob("*.wav")):
+    for wav in sorted((shared / MAESTRO_EXCERPT).rglob("*.wav")):
         duration = probe_audio(wav).duration
         items.append(Item(wav.stem, wav, {"maestro-excerpt": cut(read_notes(wav.with_suffix(".midi")), duration)},
                           duration))
@@ -108,9 +112,8 @@ def excerpt_items(shared: Path) -> list[Item]:
 
 def test_midis(shared: Path, count: int) -> list[Path]:
     """``count`` test-split MIDIs spread evenly over the split sorted by file name."""
-    root = shared / "maestro-v2.0.0-midi"
-    with open(root / "maestro-v3.0.0.csv", newline="", encoding="utf-8") as handle:
-        names = sorted(row["midi_filename"] for row in csv.DictReader(handle) if row["split"] == "test")
+    root = shared / MAESTRO_MIDI
+    names = sorted(row["midi_filename"] for row in maestro_test_rows(shared, "v3"))
     picks = np.linspace(0, len(names) - 1, count).round().astype(int)
     return [root / names[i] for i in picks]
 
@@ -161,21 +164,15 @@ def run_backend(name: str, items: list[Item]) -> dict[str, dict]:
                 wall[set_name] = wall.get(set_name, 0.0) + elapsed
             console.print(f"{name}: {item.name} {item.duration:.0f} s in {elapsed:.1f} s, "
                           f"note F1 {rows[next(iter(item.refs))][-1]['note_f1']:.3f}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {set_name: {**mean_scores(set_rows), "files": len(set_rows), "audio_s": audio_seconds[set_name],
                        "wall_s": wall[set_name], "x_realtime": audio_seconds[set_name] / wall[set_name],
                        "peak_mb": peak_mb}
             for set_name, set_rows in rows.items()}
 
 
-def run_isolated(name: str, items: list[Item]) -> dict[str, dict]:
-    """:func:`run_backend` in a fresh process, so that its peak memory is this backend's alone."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(run_backend, (name, items))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--backends", help="comma-separated transcriber names (default: every installed one); "
                         "options after colons, e.g. onsets-frames:onset_threshold=0.4")
     parser.add_argument("--pieces", type=int, default=10, help="MAESTRO test MIDIs to render")
@@ -184,8 +181,6 @@ def main() -> None:
                         help="transcribe only the first seconds of each MAPS recording (0: whole files)")
     parser.add_argument("--soundfont", type=Path, default=FLUIDR3)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "maestro-bench-transcribe")
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MAESTRO_SHARED_DATA", REPO.parent / "shared" / "data")))
     args = parser.parse_args()
     backends = args.backends.split(",") if args.backends else get_registry("transcriber").names()
     if not args.backends and "transkun" in backends:  # the fast path against the shipped reference path
@@ -196,7 +191,7 @@ def main() -> None:
     results = {}
     for name in backends:
         try:
-            results[name] = run_isolated(name, items)
+            results[name] = isolated(run_backend, name, items)  # its own process: its own peak memory
         except Exception as exc:  # e.g. a model without a trained checkpoint: report it, bench the others
             console.print(f"skipping {name}: {type(exc).__name__}: {exc}")
 
@@ -213,8 +208,8 @@ def main() -> None:
     console.print(table)
     summary = {name: {set_name: {key: round(value, 4) for key, value in r.items()} for set_name, r in sets.items()}
                for name, sets in results.items()}
-    print(json.dumps({"benchmark": "transcribe", "soundfont": args.soundfont.name, "seconds": args.seconds,
-                      "maps_seconds": args.maps_seconds, "pieces": args.pieces, "results": summary}))
+    emit("transcribe", {"soundfont": args.soundfont.name, "seconds": args.seconds, "maps_seconds": args.maps_seconds,
+                        "pieces": args.pieces, "results": summary})
 
 
 if __name__ == "__main__":
