@@ -40,7 +40,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	# common.py is the benchmarks' shared module; recovery_evidence.py reads informed_transcription.py's --cache
+	for script in benchmarks/*.py; do case $$script in *common.py|*recovery_evidence.py) continue;; esac; \
+		$(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)
