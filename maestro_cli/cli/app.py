@@ -30,7 +30,8 @@ from maestro_cli.errors import MaestroError
 app = typer.Typer(
     name="maestro",
     help="Classical piano music on the MAESTRO dataset: fetch, tokenize, train, generate, render, "
-    "transcribe, align and evaluate. Every stage is served by plugins; see `maestro plugins`.",
+    "transcribe, align, report and evaluate. Every stage is served by plugins; see `maestro plugins`. "
+    "Backend options are -O key=value; -o names an output file.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
