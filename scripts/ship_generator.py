@@ -4,7 +4,7 @@ Exports ``<run>/best.pt`` without optimizer or RNG state, measures the test NLL 
 whole test split (and on the seeded subset of ``--test-pieces`` pieces earlier cards reported) with the true composer
 token and on the whole split with a shuffled one (each piece gets another composer of the split), and writes the
 model card from the run's validation curve (plus stuck notes and composer classification with ``--quality``).
-A run started with ``-o init`` is reported with the history of its init weights
+A run started with ``-O init`` is reported with the history of its init weights
 (steps, tokens, wall time and curve counted on, ``transformer_train.lineage``). The card also compares with
 the model it replaces (same test pieces; weights that do not improve the whole-split NLL are not shipped
 unless ``--force``), times ``maestro generate --composer Chopin -n 4`` in a fresh process

@@ -223,7 +223,7 @@ def test_nll_of_a_piece_scores_every_event_once():
 
 
 def test_a_run_from_init_weights_counts_on_their_history(tmp_path):
-    """`-o init` starts a new run (own counters from 0) that keeps the init weights' history in the lineage."""
+    """`-O init` starts a new run (own counters from 0) that keeps the init weights' history in the lineage."""
     tt.train(TWO, TWO, tmp_path / "a", tt.TrainConfig(**TINY, steps=4, eval_every=2), device="cpu")
     first, second = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
     shipped = tc.export_model(first, tmp_path / "model")
@@ -239,7 +239,7 @@ def test_a_run_from_init_weights_counts_on_their_history(tmp_path):
 
 
 def test_deepened_model_computes_the_same_function_and_then_learns(tmp_path):
-    """Depth growth keeps the logits; a run `-o init` with more layers starts from them and trains every block."""
+    """Depth growth keeps the logits; a run `-O init` with more layers starts from them and trains every block."""
     torch.manual_seed(0)
     small = Transformer(preset_config("tiny", events.VOCAB_SIZE, max_seq_len=64)).eval()
     for p in small.parameters():  # non-trivial weights everywhere, biases included

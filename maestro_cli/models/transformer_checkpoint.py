@@ -28,7 +28,7 @@ def lineage(ckpt: dict) -> dict:
     """The whole training history of a checkpoint's weights: the runs it was ``init``-ed from, then its own.
 
     Returns the total ``step``, ``tokens_seen`` and ``wall_s`` and the ``log`` with every entry counted on
-    from the runs before it (a run started with ``-o init`` keeps its own counters from 0).
+    from the runs before it (a run started with ``-O init`` keeps its own counters from 0).
     """
     before = ckpt.get("prior") or {"step": 0, "tokens_seen": 0, "wall_s": 0.0, "log": []}
     counters = ("step", "tokens_seen", "wall_s")
