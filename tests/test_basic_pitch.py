@@ -73,6 +73,7 @@ def events_to_notes(events) -> np.ndarray:
     return from_rows([(on, off, pitch, amp * 127) for on, off, pitch, amp, _ in events])
 
 
+@pytest.mark.slow
 def test_real_piano_clip_reaches_f1_floor_through_the_cli(maps_clip, tmp_path):
     clip, ref = maps_clip
     result = run_maestro("transcribe", "--backend", "basic-pitch", "--out-dir", str(tmp_path), "--notes-csv",
@@ -126,6 +127,7 @@ def test_bad_options_are_usage_errors():
     assert unknown.code == 2 and "unknown option 'treshold'" in unknown.stderr and "frame_threshold" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_errors_and_the_batch_continues(tmp_path):
     silent, empty, text, midi, zero = (tmp_path / name for name in
                                        ("silent.wav", "empty.wav", "text.flac", "score.wav", "zero.wav"))
@@ -156,6 +158,7 @@ def test_bad_inputs_are_one_line_errors_and_the_batch_continues(tmp_path):
     assert read_notes(out / "good.mid")["pitch"].tolist() == [60, 64]
 
 
+@pytest.mark.slow
 def test_tensorflow_is_never_imported(tmp_path):
     """A TensorFlow that records its import stands on the path: transcribing must not touch it."""
     fake = tmp_path / "site" / "tensorflow"

@@ -165,6 +165,7 @@ def test_tiny_model_overfits_a_rendered_clip(overfit):
     assert overfit[1] >= 0.9
 
 
+@pytest.mark.slow
 def test_chunked_inference_agrees_with_a_single_pass(overfit, clip):
     from maestro_cli.metrics.transcription import evaluate_notes
 

@@ -101,6 +101,7 @@ def test_single_a4_peaks_at_440_hz(rendered):
     assert abs(freqs[np.argmax(magnitude)] - 440.0) <= 4.4
 
 
+@pytest.mark.slow
 def test_audio_onsets_match_note_onsets_within_30_ms(rendered):
     detected = spectral_flux_onsets(rendered["onsets"])
     assert len(detected) == len(ONSETS), detected

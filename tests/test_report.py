@@ -130,6 +130,7 @@ def test_report_json_and_page_of_a_midi_performance(vienna, vienna_page):
     assert again.code == 1 and again.stderr.strip() == f"error: {page}: output exists; use --overwrite to replace it"
 
 
+@pytest.mark.slow
 def test_score_of_another_piece_warns(vienna, tmp_path):
     result = run_maestro("report", str(vienna["midi"]), "--score", str(vienna["other"]), "-o",
                          str(tmp_path / "r.html"), "--json", "--audio", "none")
@@ -156,6 +157,7 @@ def test_bad_input_gets_one_line(case, vienna, tmp_path):
     assert expected in lines[0]
 
 
+@pytest.mark.slow
 def test_batch_writes_a_page_each_and_an_index(vienna, tmp_path):
     out = tmp_path / "out"
     args = ["report", str(vienna["midi"]), str(vienna["midi2"]), "--score", str(vienna["score"]), "--out-dir",
@@ -284,6 +286,7 @@ def maps_page(shared_data, tmp_path_factory):
     return {"page": page, "data": json.loads(page.with_suffix(".json").read_text())}
 
 
+@pytest.mark.slow
 def test_page_in_chromium_recording(browser, maps_page):
     data = maps_page["data"]
     _consistent(data)

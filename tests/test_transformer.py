@@ -162,6 +162,7 @@ def test_primer_is_continued(tiny_checkpoint, tmp_path):
     assert list(notes["pitch"][:12]) == list(range(60, 72))
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
     """`torchrun --nproc_per_node 2` on CPU: both ranks train in lock step, rank 0 writes the run folder."""
     cache = write_cache(tmp_path / "cache", TWO)
@@ -198,6 +199,7 @@ def test_cli_errors(tiny_checkpoint, tmp_path, monkeypatch):
         backend.default_checkpoint()
 
 
+@pytest.mark.slow
 def test_cli_generate_writes_midi_paths(tiny_checkpoint, tmp_path):
     result = run_maestro("generate", "-c", "chopin", "-n", "2", "--seconds", "1", "--seed", "3",
                          "--checkpoint", str(tiny_checkpoint), "--out-dir", str(tmp_path), "-O", "threads=1")
@@ -290,6 +292,7 @@ def test_warmup_stable_decay_holds_the_peak_until_the_last_steps():
     assert tt.lr_at(505, cosine, 0, 1000) == pytest.approx(5.5e-4)  # decay_steps 0: cosine over the cycle
 
 
+@pytest.mark.slow
 def test_cli_train_and_resume_keep_the_run_options(tmp_path):
     cache = write_cache(tmp_path / "cache", TWO)
     options = [f"-O{k}={v}" for k, v in {**TINY, "batch_size": 3, "eval_every": 2}.items()]

@@ -68,6 +68,7 @@ def test_notes_match_ground_truth(transcribed, excerpt):
     assert read_notes(transcribed.with_suffix(".notes.csv")).shape == read_notes(transcribed, sustain=False).shape
 
 
+@pytest.mark.slow
 def test_sustain_pedal_written_and_scored(transcribed, excerpt):
     spans = read_sustain(transcribed)
     assert spans is not None and len(spans) >= 6  # the reference has 10 pedal-downs in these 8 s
@@ -85,6 +86,7 @@ def test_view_draws_transcription(transcribed, tmp_path):
     assert (tmp_path / "roll.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, message", [
     (None, "no such file"),
     (b"not a checkpoint at all", "not a readable transkun checkpoint"),
