@@ -117,7 +117,7 @@ def informed(notes, map_score: np.ndarray, map_performance: np.ndarray, candidat
     extra = unmatched[[_clearly_present(played[k], sounding, min_s)
                        and not (harmonics and _overtone(played[k], sounding)) for k in unmatched]]
     out = sort_notes(np.concatenate([confirmed, found, played[extra]]))
-    pairs = _wrong_pitch_pairs(missed_time, score["pitch"][missed], played["start_s"][extra],
+    pairs = wrong_pitch_pairs(missed_time, score["pitch"][missed], played["start_s"][extra],
                                played["pitch"][extra], wrong_pitch_window)
     position = _score_position(score)
     deviations = []
@@ -185,7 +185,7 @@ def _clearly_present(note, confirmed: np.ndarray, min_s: float) -> bool:
     return bool(note["end_s"] - note["start_s"] >= min_s and not reonset)
 
 
-def _wrong_pitch_pairs(missed_time, missed_pitch, extra_time, extra_pitch, window: float) -> list[tuple[int, int]]:
+def wrong_pitch_pairs(missed_time, missed_pitch, extra_time, extra_pitch, window: float) -> list[tuple[int, int]]:
     """Closest-first pairs (missed index, extra index) of neighbouring pitches within ``window`` seconds."""
     candidates = sorted((abs(t - u), m, e) for m, t in enumerate(missed_time) for e, u in enumerate(extra_time)
                         if abs(t - u) <= window

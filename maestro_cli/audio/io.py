@@ -117,15 +117,23 @@ def probe_audio(path: str | Path) -> AudioInfo:
     return AudioInfo(info.samplerate, info.channels, info.frames, info.format, truncated)
 
 
-def audio_blocks(path: str | Path, sample_rate: int, mono: bool = True) -> Iterator[np.ndarray]:
+def warn_if_truncated(path: Path, info: AudioInfo) -> None:
+    """The warning a truncated file gets when it is read as far as it goes."""
+    if info.truncation():
+        log.warning(f"warning: {path}: {info.truncation()}; using what it holds")
+
+
+def audio_blocks(path: str | Path, sample_rate: int, mono: bool = True,
+                 info: AudioInfo | None = None) -> Iterator[np.ndarray]:
     """The audio of ``path`` at ``sample_rate`` Hz as consecutive float32 blocks ``(frames, channels)`` (one
     channel when ``mono``): the samples :func:`load_audio` returns, for callers that stream a long recording.
-    Raises :class:`MaestroError` for a missing, empty, unreadable or corrupt file."""
+    ``info``: the file's :func:`probe_audio`, when the caller has it. Raises :class:`MaestroError` for a missing,
+    empty, unreadable or corrupt file."""
     import soundfile
     import soxr
 
     path = Path(path)
-    info = probe_audio(path)
+    info = info or probe_audio(path)
     channels = 1 if mono else info.channels
     resampler = None
     if info.sample_rate != sample_rate:
@@ -161,7 +169,7 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
     expected = -(-info.frames * sample_rate // info.sample_rate) + 64  # the output length, plus slack
     audio = np.empty((expected, channels), dtype=np.float32)  # filled in place: peak memory ~ the result
     filled = 0
-    for block in audio_blocks(path, sample_rate, mono):
+    for block in audio_blocks(path, sample_rate, mono, info):
         if filled + len(block) > len(audio):
             audio = np.concatenate([audio[:filled], np.empty((len(block) + expected // 8, channels),
                                                              dtype=np.float32)])
@@ -176,7 +184,7 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, *, allow_s
     if info.truncation():
         if silent and not allow_silent:
             raise MaestroError(f"{info.truncation()}, silent up to there", path)
-        log.warning(f"warning: {path}: {info.truncation()}; using what it holds")
+        warn_if_truncated(path, info)
     if silent and not allow_silent:
         raise MaestroError("audio is silent (peak at or below -80 dBFS)", path)
     return audio

@@ -239,21 +239,15 @@ def _pairs(pairs: list) -> np.ndarray:
 
 def _wrong_pitches(score: np.ndarray, missed: np.ndarray, played: np.ndarray, extra: np.ndarray,
                    map_score: np.ndarray, map_performance: np.ndarray) -> np.ndarray:
-    """Closest-first pairs of a missed score note and an extra played note of a neighbouring pitch starting within
-    the window of its aligned time (the rule of :mod:`maestro_cli.align.informed`)."""
-    from maestro_cli.align.informed import WRONG_PITCH_INTERVAL, WRONG_PITCH_WINDOW
+    """Closest-first pairs (score index, played index) of a missed score note and an extra played note of a
+    neighbouring pitch starting within the window of its aligned time (the rule of
+    :func:`maestro_cli.align.informed.wrong_pitch_pairs`)."""
+    from maestro_cli.align.informed import WRONG_PITCH_WINDOW, wrong_pitch_pairs
 
     times = extrapolated_map(score["start_s"][missed], map_score, map_performance)
-    options = sorted((abs(t - played["start_s"][e]), int(m), int(e)) for m, t in zip(missed, times) for e in extra
-                     if abs(t - played["start_s"][e]) <= WRONG_PITCH_WINDOW
-                     and 0 < abs(int(score["pitch"][m]) - int(played["pitch"][e])) <= WRONG_PITCH_INTERVAL)
-    used_m, used_e, pairs = set(), set(), []
-    for _, m, e in options:
-        if m not in used_m and e not in used_e:
-            used_m.add(m)
-            used_e.add(e)
-            pairs.append((m, e))
-    return _pairs(pairs)
+    pairs = wrong_pitch_pairs(times, score["pitch"][missed], played["start_s"][extra], played["pitch"][extra],
+                              WRONG_PITCH_WINDOW)
+    return _pairs([(missed[m], extra[e]) for m, e in pairs])
 
 
 def _note_rows(paired: Paired) -> list[tuple[str, int, int]]:

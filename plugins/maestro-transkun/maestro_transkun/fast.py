@@ -192,13 +192,12 @@ class AudioStream:
     still to be read (a window and a block), with the checks :func:`~maestro_cli.audio.io.load_audio` makes."""
 
     def __init__(self, path, sample_rate: int):
-        from maestro_cli.audio.io import audio_blocks, log, probe_audio
+        from maestro_cli.audio.io import audio_blocks, probe_audio, warn_if_truncated
 
-        truncation = probe_audio(path).truncation()
-        if truncation:  # as load_audio warns
-            log.warning(f"warning: {path}: {truncation}; using what it holds")
+        info = probe_audio(path)
+        warn_if_truncated(path, info)  # as load_audio warns
         self.path = path
-        self._blocks = audio_blocks(path, sample_rate)
+        self._blocks = audio_blocks(path, sample_rate, info=info)
         self._buffer = np.zeros(0, np.float32)
         self._start = 0  # recording index of _buffer[0]
         self.length: int | None = None  # known once the file is read to its end
