@@ -32,8 +32,6 @@ SCHEMA = "maestro-report/1"
 STATUSES = ("correct", "missed", "extra", "wrong_pitch")
 #: Beats either side of a beat whose played chords give the local tempo a note's timing is measured against.
 LOCAL_BEATS = 2.0
-#: CC64 at or above this value holds the sustain pedal down.
-PEDAL_DOWN = 64
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -359,19 +357,12 @@ def _measures(measures: list[tuple[int, float]], rows: list[dict], where: list[i
 
 
 def _pedal(controls: np.ndarray, duration: float) -> list[tuple[float, float]]:
-    """Sustain pedal (CC64) down intervals."""
-    out, down = [], None
-    for time, controller, value in np.asarray(controls, float).reshape(-1, 3):
-        if int(controller) != 64:
-            continue
-        if value >= PEDAL_DOWN and down is None:
-            down = float(time)
-        elif value < PEDAL_DOWN and down is not None:
-            out.append((down, float(time)))
-            down = None
-    if down is not None:
-        out.append((down, max(duration, down)))
-    return out
+    """Sustain pedal (CC64) down intervals (:func:`maestro_cli.metrics.transcription.pedal_intervals`)."""
+    from maestro_cli.metrics.transcription import pedal_intervals
+
+    rows = np.asarray(controls, float).reshape(-1, 3)
+    rows = rows[rows[:, 1] == 64]
+    return [(a, b) for a, b in pedal_intervals(rows[:, 0], rows[:, 2], duration).tolist()]
 
 
 def _tempo_marked(score) -> bool:
