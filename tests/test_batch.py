@@ -248,18 +248,25 @@ def test_a_local_ray_instance_runs_its_actors_like_the_pools_workers(monkeypatch
     assert [result.value for result in results] == [(0, "1"), (0, "1")], [result.error for result in results]
 
 
+def ray_render_until_one_output(inputs: Path, out: Path, poll: float) -> subprocess.Popen:
+    """``maestro render INPUTS --executor ray`` on a local Ray instance, returned once its first output exists (or
+    it ended, or 180 s passed)."""
+    proc = subprocess.Popen([str(MAESTRO), "render", str(inputs), "--out-dir", str(out), "--executor", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 180
+    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(poll)
+    return proc
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_ray_batch_like_a_pool_batch(tmp_path, maestro_root):
     """Exit 143 and no stack dump: ``ray.init`` replaces the command's SIGTERM handler, the executor puts it back."""
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 20.0)
     out = tmp_path / "out"
-    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--executor", "ray"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RAY_ADDRESS": ""})
-    deadline = time.monotonic() + 180
-    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc = ray_render_until_one_output(tmp_path / "in", out, poll=0.05)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     if "cannot start or reach Ray" in stderr:
@@ -303,12 +310,7 @@ def test_ray_actors_of_a_killed_batch_write_nothing_afterwards(tmp_path, maestro
     pytest.importorskip("ray", reason="the maestro-ray plugin's dependency ray is not installed")
     inputs = excerpts(maestro_root, tmp_path / "in", 12, 120.0)
     out = tmp_path / "out"
-    proc = subprocess.Popen([str(MAESTRO), "render", str(tmp_path / "in"), "--out-dir", str(out), "--executor", "ray"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RAY_ADDRESS": ""})
-    deadline = time.monotonic() + 180
-    while len(outputs(out)) < 1 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    proc = ray_render_until_one_output(tmp_path / "in", out, poll=0.02)
     if proc.poll() is not None:
         _, stderr = proc.communicate()
         if "cannot start or reach Ray" in stderr:
