@@ -26,6 +26,11 @@ class MaestroError(Exception):
         return _rebuild, (type(self), self.message, self.path)
 
 
+def os_reason(exc: OSError) -> str:
+    """An OS error as the reason of an ``error: <file>: <reason>`` line (``permission denied``)."""
+    return (exc.strerror or type(exc).__name__).lower()
+
+
 def _rebuild(cls: type, message: str, path: str | None) -> MaestroError:
     error = Exception.__new__(cls)
     MaestroError.__init__(error, message, path)

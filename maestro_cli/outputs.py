@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from maestro_cli.errors import MaestroError
+from maestro_cli.errors import MaestroError, os_reason
 
 
 def output_path(source: Path, suffix: str, out_dir: Path | None = None, out_file: Path | None = None,
@@ -56,7 +56,7 @@ def check_folder(target: Path) -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
-        raise MaestroError(f"cannot write into this folder ({(exc.strerror or str(exc)).lower()})", folder) from None
+        raise MaestroError(f"cannot write into this folder ({os_reason(exc)})", folder) from None
     _writable.add(folder)
 
 
@@ -105,7 +105,7 @@ def _rename(tmp: Path, target: Path) -> None:
 
 
 def _write_error(exc: OSError, target: Path) -> MaestroError:
-    return MaestroError(f"cannot write the output ({(exc.strerror or str(exc)).lower()})", target)
+    return MaestroError(f"cannot write the output ({os_reason(exc)})", target)
 
 
 @contextlib.contextmanager

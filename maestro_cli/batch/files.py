@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from maestro_cli.errors import MaestroError, UsageError
+from maestro_cli.errors import os_reason as _os_reason
 
 #: Files named as inputs with these suffixes are manifests: one path per line, or JSON lines with a "path".
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list", ".jsonl")
@@ -62,7 +63,7 @@ def os_reason(exc: OSError) -> str:
     """An OS error as the reason of an ``error: <file>: <reason>`` line: ``no such file``, ``file name too long``."""
     if isinstance(exc, FileNotFoundError):
         return "no such file"
-    return (exc.strerror or type(exc).__name__).lower()
+    return _os_reason(exc)
 
 
 def read_manifest(manifest: Path, keys: Sequence[str] = ()) -> list[tuple[Path, dict[str, Path]]]:

@@ -25,7 +25,7 @@ from maestro_cli.cli import (
 )
 from maestro_cli.cli.io import install_reporting
 from maestro_cli.cli.options import reject_old_option_flag
-from maestro_cli.errors import MaestroError
+from maestro_cli.errors import MaestroError, os_reason
 
 app = typer.Typer(
     name="maestro",
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         if isinstance(exc, OSError) and exc.filename is not None:  # a file the system refused (name too long, ...)
-            print(f"error: {exc.filename}: {(exc.strerror or type(exc).__name__).lower()}", file=sys.stderr)
+            print(f"error: {exc.filename}: {os_reason(exc)}", file=sys.stderr)
             sys.exit(1)
         print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maestro_cli.errors import MaestroError
+from maestro_cli.errors import MaestroError, os_reason
 from maestro_cli.symbolic.notes import (
     MIDI_SUFFIXES,
     NOTE_DTYPE,
@@ -31,7 +31,7 @@ def file_head(path: Path | str, size: int) -> bytes:
         with path.open("rb") as handle:
             head = handle.read(size)
     except OSError as exc:  # unreadable, a name too long
-        raise MaestroError((exc.strerror or type(exc).__name__).lower(), path) from None
+        raise MaestroError(os_reason(exc), path) from None
     if not head:
         raise MaestroError("empty file (0 bytes)", path)
     return head
